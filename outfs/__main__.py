@@ -1,0 +1,5 @@
+"""`python -m outfs` runs the CLI."""
+
+from outfs.cli import main
+
+main()
