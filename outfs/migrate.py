@@ -1,0 +1,176 @@
+"""`migrate --now`, `rollback` and `verify`: the data side of a migration.
+
+Order matters for queued jobs: the shim goes into every environment first, then the alias
+table and the journal are written, and only then does anything move.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .aliases import AliasTable
+from .config import Config
+from .errors import OutfsError
+from .journal import Journal, apply_move, dirs_to_create, parents_of, remove_empty_dirs
+from .plan import Move, Plan, make_plan
+from .state import atomic_write_json, exclusive_lock, read_json
+
+Progress = Callable[[Move], None]
+ENVS_FILE = "envs.json"
+
+
+@dataclass
+class MigrateResult:
+    plan: Plan
+    moved: list[Move] = field(default_factory=list)
+    resumed: list[Move] = field(default_factory=list)  # finished for an interrupted run
+    envs: list[Path] = field(default_factory=list)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.moved and not self.resumed
+
+
+def migrate_now(config: Config, progress: Progress | None = None) -> MigrateResult:
+    """Move every planned entry now; safe to run again (an interrupted run is finished)."""
+    with exclusive_lock(config.state, "migrate --now"):
+        journal = Journal.load(config.state)
+        resumed = _run_moves(config, journal, journal.pending(), progress)
+        table = AliasTable.load(config)
+        plan = make_plan(config, table.targets())
+        result = MigrateResult(plan, resumed=resumed)
+        if not plan.moves:
+            return result
+        result.envs = install_shims(config)
+        table.add_moves(plan.moves)
+        table.save()
+        journal.begin(plan.moves, dirs_to_create(config.root, plan.moves))
+        result.moved = _run_moves(config, journal, plan.moves, progress)
+        return result
+
+
+def _run_moves(
+    config: Config, journal: Journal, moves: list[Move], progress: Progress | None
+) -> list[Move]:
+    if not moves:
+        return []
+    moved = []
+    for move in moves:
+        if apply_move(config.root, move.source, move.target):
+            moved.append(move)
+        if progress:
+            progress(move)
+    # Directories a move emptied (probe_distill/) go: the scheme drops that nesting.
+    remove_empty_dirs(config.root, parents_of(m.source for m in moves))
+    journal.complete()
+    return moved
+
+
+def install_shims(config: Config) -> list[Path]:
+    """Put the shim into every job environment and remember where, for finish/rollback."""
+    if config.envs:
+        from .shim import install as shim_install
+
+        for env in config.envs:
+            shim_install.install(env, config.root, config.state)
+    envs = sorted({*shim_envs(config), *(str(e) for e in config.envs)})
+    atomic_write_json(config.state / ENVS_FILE, envs)
+    return list(config.envs)
+
+
+def shim_envs(config: Config) -> list[str]:
+    """Every environment a migration of this root installed the shim into."""
+    return list(read_json(config.state / ENVS_FILE) or [])
+
+
+def remove_shims(config: Config) -> list[Path]:
+    removed = []
+    for env in shim_envs(config):
+        from .shim import install as shim_install
+
+        if Path(env).exists():
+            shim_install.remove(Path(env), config.root)
+            removed.append(Path(env))
+    atomic_write_json(config.state / ENVS_FILE, [])
+    return removed
+
+
+@dataclass
+class RollbackResult:
+    restored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    envs: list[Path] = field(default_factory=list)
+
+
+def rollback(config: Config, progress: Progress | None = None) -> RollbackResult:
+    """Move every aliased entry back to its old path and remove the shim."""
+    result = RollbackResult()
+    if not config.state.is_dir():
+        return result
+    with exclusive_lock(config.state, "rollback"):
+        table = AliasTable.load(config)
+        journal = Journal.load(config.state)
+        for alias in table:
+            try:
+                if apply_move(config.root, alias.target, alias.legacy):
+                    result.restored.append(alias.legacy)
+            except OutfsError as exc:
+                result.problems.append(str(exc))
+            if progress:
+                progress(Move(alias.target, alias.legacy, alias.kind))
+        remove_empty_dirs(config.root, journal.created_dirs())
+        result.envs = remove_shims(config)
+    if not result.problems:
+        shutil.rmtree(config.state)  # the tree is as it was before the first migration
+    return result
+
+
+@dataclass
+class VerifyReport:
+    problems: list[str] = field(default_factory=list)
+    aliases: int = 0
+    unmapped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(config: Config) -> VerifyReport:
+    """The acceptance checks: nothing loose but unmapped entries, every alias target there,
+    every moved entry present exactly once."""
+    table = AliasTable.load(config)
+    plan = make_plan(config, table.targets())
+    report = VerifyReport(aliases=len(table), unmapped=len(plan.unmapped))
+    shown = config.shown
+    for alias in table:
+        legacy_here = os.path.lexists(config.root / alias.legacy)
+        target_here = os.path.lexists(config.root / alias.target)
+        if not target_here:
+            report.problems.append(
+                f"{shown(alias.target)} is missing (alias of "
+                f"{shown(alias.legacy)}{'' if legacy_here else '; lost'})"
+            )
+        elif legacy_here:
+            report.problems.append(
+                f"{shown(alias.legacy)} exists again beside its target "
+                f"{shown(alias.target)}: one of them is a stray copy"
+            )
+    reported = {u.path for u in plan.unmapped}
+    for move in plan.moves:
+        reported.add(move.source)
+        report.problems.append(
+            f"{shown(move.source)} still waits to move to {shown(move.target)}: "
+            "run `outfs migrate --now`"
+        )
+    for conflict in plan.conflicts:
+        reported.add(conflict.source)
+        report.problems.append(f"{shown(conflict.source)}: {conflict.reason}")
+    for entry in os.scandir(config.root):
+        if entry.is_file(follow_symlinks=False) and entry.name not in reported:
+            report.problems.append(f"{shown(entry.name)} is loose at the top of root")
+    return report
