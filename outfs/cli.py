@@ -1,0 +1,308 @@
+"""The `outfs` command: a thin layer of click and rich over the library API.
+
+User mistakes surface as one line on stderr and the contract's exit status (1 refused or
+failed, 2 usage or configuration), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from .config import Config, load_config
+from .errors import OutfsError
+from .plan import Plan
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+# Above this many rows, plain lines: a rich table of 100k rows takes longer than the plan.
+RICH_ROWS = 300
+
+
+def _config(ctx: click.Context) -> Config:
+    opts = ctx.find_root().params
+    sub = ctx.params
+    directory = sub.get("directory") or opts.get("directory") or "."
+    config_file = sub.get("config_file") or opts.get("config_file")
+    return load_config(directory, config_file)
+
+
+def _location_options(func: F) -> F:
+    """-C DIR and --config FILE, accepted before or after the sub-command (like git -C)."""
+    func = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        help="Use this config file (pyproject.toml or outfs.toml).",
+    )(func)
+    return click.option(
+        "-C",
+        "directory",
+        type=click.Path(file_okay=False),
+        help="Run as if started in DIR.",
+    )(func)
+
+
+def _json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OutfsError as exc:
+            err.print(f"[bold red]outfs:[/] {exc}", soft_wrap=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@_location_options
+@click.version_option(package_name="outfs")
+def main(directory: str | None, config_file: str | None) -> None:
+    """Reorganise an experiment out/ directory now; queued jobs keep their old paths."""
+
+
+# --------------------------------------------------------------------------- plan / migrate
+
+
+@main.command()
+@_location_options
+@_json_option
+@click.pass_context
+def plan(ctx: click.Context, as_json: bool, **_: Any) -> None:
+    """Show what would move, what stays unmapped and why, and conflicts. Changes nothing."""
+    _show_plan(_make_plan(_config(ctx)), as_json)
+
+
+def _make_plan(config: Config) -> Plan:
+    from .aliases import AliasTable
+    from .plan import make_plan
+
+    return make_plan(config, AliasTable.load(config).targets())
+
+
+@main.command()
+@_location_options
+@_json_option
+@click.option("--now", is_flag=True, help="Install the shim, write the alias table, move now.")
+@click.option("--when-idle", is_flag=True, help="Wait for an idle queue, then migrate.")
+@click.pass_context
+def migrate(ctx: click.Context, now: bool, when_idle: bool, as_json: bool, **_: Any) -> None:
+    """Migrate the data (a dry run, like `plan`, without --now)."""
+    config = _config(ctx)
+    if when_idle:
+        raise OutfsError("--when-idle is not available yet; use `outfs migrate --now`")
+    if not now:
+        _show_plan(_make_plan(config), as_json)
+        return
+    result = _migrate_with_progress(config, quiet=as_json)
+    if as_json:
+        _print_json(
+            {
+                "moved": [m.to_json(config) for m in result.moved + result.resumed],
+                **{k: v for k, v in result.plan.to_json().items() if k != "moves"},
+                "envs": [str(e) for e in result.envs],
+            }
+        )
+        return
+    _report_migration(config, result)
+
+
+def _migrate_with_progress(config: Config, quiet: bool) -> Any:
+    from .migrate import migrate_now
+
+    if quiet:
+        return migrate_now(config)
+    with _progress() as bar:
+        task = bar.add_task("moving", total=None)
+        result = migrate_now(config, progress=lambda move: bar.advance(task))
+    return result
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _report_migration(config: Config, result: Any) -> None:
+    if result.resumed:
+        out.print(f"finished {len(result.resumed)} moves of an interrupted migration")
+    if result.nothing_to_do:
+        out.print(
+            f"nothing to move: {config.root_shown}/ is already migrated "
+            f"({len(result.plan.done)} entries done)"
+        )
+    else:
+        for env in result.envs:
+            out.print(f"shim installed in [cyan]{env}[/]")
+        size = _size(sum(m.bytes for m in result.moved))
+        out.print(
+            f"[green]moved {len(result.moved)} entries[/] ({size}); old paths resolve "
+            f"through {config.root_shown}/.outfs/aliases.json"
+        )
+    _show_leftovers(config, result.plan)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _show_plan(plan: Plan, as_json: bool) -> None:
+    if as_json:
+        _print_json(plan.to_json())
+        return
+    config = plan.config
+    if plan.moves:
+        _show_moves(config, plan)
+    _show_leftovers(config, plan)
+    out.print(
+        f"{len(plan.moves)} to move ({_size(plan.total_bytes)}), {len(plan.done)} done, "
+        f"{len(plan.unmapped)} unmapped, {len(plan.conflicts)} conflicts"
+        + ("; run `outfs migrate --now` to move them" if plan.moves else "")
+    )
+
+
+def _show_moves(config: Config, plan: Plan) -> None:
+    if len(plan.moves) > RICH_ROWS or not out.is_terminal:
+        for m in plan.moves:
+            click.echo(f"{config.shown(m.source)} -> {config.shown(m.target)}")
+        return
+    table = Table("from", "to", "kind", "size", title="moves", title_justify="left")
+    for m in plan.moves:
+        table.add_row(config.shown(m.source), config.shown(m.target), m.kind, _size(m.bytes))
+    out.print(table)
+
+
+def _show_leftovers(config: Config, plan: Plan) -> None:
+    if plan.unmapped:
+        out.print(f"[yellow]unmapped[/] ({len(plan.unmapped)}, they stay where they are):")
+        for u in plan.unmapped:
+            out.print(f"  {config.shown(u.path)}: {u.reason}", soft_wrap=True)
+    if plan.conflicts:
+        out.print(f"[red]conflicts[/] ({len(plan.conflicts)}, nothing of them moves):")
+        for c in plan.conflicts:
+            out.print(
+                f"  {config.shown(c.source)} -> {config.shown(c.target)}: {c.reason}",
+                soft_wrap=True,
+            )
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+# --------------------------------------------------------------------------- verify / rollback
+
+
+@main.command()
+@_location_options
+@_json_option
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool, **_: Any) -> None:
+    """Check the result: nothing loose but unmapped entries, every alias target present."""
+    from .migrate import verify as run_verify
+
+    config = _config(ctx)
+    report = run_verify(config)
+    if as_json:
+        _print_json(dataclasses.asdict(report) | {"ok": report.ok})
+    else:
+        for problem in report.problems:
+            out.print(f"[red]✗[/] {problem}", soft_wrap=True)
+        if report.ok:
+            out.print(
+                f"[green]✓[/] {config.root_shown}/: {report.aliases} aliases, all targets "
+                f"present, nothing loose but {report.unmapped} unmapped entries"
+            )
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@_location_options
+@click.pass_context
+def rollback(ctx: click.Context, **_: Any) -> None:
+    """Move everything back to its old path and remove the shim."""
+    from .migrate import rollback as run_rollback
+
+    config = _config(ctx)
+    with _progress() as bar:
+        task = bar.add_task("moving back", total=None)
+        result = run_rollback(config, progress=lambda move: bar.advance(task))
+    for env in result.envs:
+        out.print(f"shim removed from [cyan]{env}[/]")
+    out.print(f"restored {len(result.restored)} entries to their old paths")
+    for problem in result.problems:
+        err.print(f"[red]✗[/] {problem}", soft_wrap=True)
+    if result.problems:
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--keep",
+    "keep_dir",
+    type=click.Path(file_okay=False),
+    help="Build the example here and keep it (default: a temporary directory).",
+)
+def demo(keep_dir: str | None) -> None:
+    """Build the built-in example repo and run plan -> migrate --now -> verify on it."""
+    from .example import build_example
+
+    if keep_dir:
+        _demo(build_example(Path(keep_dir)))
+        return
+    with tempfile.TemporaryDirectory(prefix="outfs-demo-") as tmp:
+        _demo(build_example(Path(tmp)))
+
+
+def _demo(project: Path) -> None:
+    from .migrate import verify as run_verify
+
+    # The demo never touches the caller's Python environments: no shim is installed.
+    config = dataclasses.replace(load_config(project), envs=())
+    out.rule(f"[bold]outfs plan[/]  (example repo in {project})")
+    _show_plan(_make_plan(config), as_json=False)
+    out.rule("[bold]outfs migrate --now")
+    _report_migration(config, _migrate_with_progress(config, quiet=False))
+    out.rule("[bold]outfs verify")
+    report = run_verify(config)
+    for problem in report.problems:
+        out.print(f"[red]✗[/] {problem}")
+    if not report.ok:
+        sys.exit(1)
+    out.print(
+        f"[green]✓[/] {report.aliases} aliases, every target present, "
+        f"only {report.unmapped} unmapped entries left at the top"
+    )
+    out.rule("[bold]outfs migrate --now[/] (again: idempotent)")
+    _report_migration(config, _migrate_with_progress(config, quiet=True))
