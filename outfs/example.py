@@ -26,7 +26,9 @@ __all__ = [
     "log_name",
     "make_runs",
     "scaled",
+    "write_config",
     "write_safetensors",
+    "write_unmapped",
 ]
 
 # The seed's target scheme in the contract's pattern language. Rule order matters: first
@@ -241,7 +243,9 @@ def _write_runs(project: Path, out: Path, rng: random.Random, scale: int) -> Non
             write_safetensors(out / f"train_{run.name}_first_hack.safetensors", _checkpoint(rng))
 
 
-def _write_unmapped(project: Path, out: Path, rng: random.Random) -> None:
+def write_unmapped(project: Path, rng: random.Random) -> None:
+    """The `UNMAPPED_EXPECTED` entries, plus logs that must match no run's lookup."""
+    out = project / "out"
     write_safetensors(out / f"train_{_ORPHAN_RUN}.safetensors", _checkpoint(rng))
     write_safetensors(out / f"train_{_TWICE_RUN}.safetensors", _checkpoint(rng))
     for run in make_runs(rng, [_TWICE_RUN, _TWICE_RUN]):  # crashed, then rerun
@@ -299,6 +303,13 @@ first_hack_path = f"out/train_{args.run}_first_hack.safetensors"
 '''
 
 
+def write_config(project: Path) -> Path:
+    """Write the example's `pyproject.toml` (a `[project]` table and `EXAMPLE_CONFIG`)."""
+    path = project / "pyproject.toml"
+    _write_text(path, _PYPROJECT_HEAD + EXAMPLE_CONFIG)
+    return path
+
+
 def build_example(dest: Path, *, scale: int = 1, seed: int = 0) -> Path:
     """Create the example repo at `dest` (created if missing) and return the project dir.
 
@@ -314,12 +325,12 @@ def build_example(dest: Path, *, scale: int = 1, seed: int = 0) -> Path:
     out = project / "out"
     out.mkdir(parents=True)
     rng = random.Random(seed)
-    _write_text(project / "pyproject.toml", _PYPROJECT_HEAD + EXAMPLE_CONFIG)
+    write_config(project)
     _write_text(project / "justfile", _JUSTFILE)
     _write_text(project / "train.py", _TRAIN_PY)
     # Fixed order of rng use: reordering these changes every file's content.
     _write_loose(out, rng, scale)
     _write_runs(project, out, rng, scale)
-    _write_unmapped(project, out, rng)
+    write_unmapped(project, rng)
     _write_dirs(out, rng, scale)
     return project
