@@ -82,11 +82,11 @@ class Tsp:
                 info = run([binary, "-i", job_id], env=env)
             except QueueError:
                 continue  # removed (`tsp -r`) between the two calls: it will not run
-            pending.append((job_id, "running" if state == "running" else "queued", info))
+            command = parse_info_command(info)
+            pending.append((job_id, "running" if state == "running" else "queued", command))
         clients = _clients(sock)
         jobs = []
-        for job_id, state, info in pending:
-            text = parse_info_command(info)
+        for job_id, state, text in pending:
             found = _take_client(clients, text)
             if found is None:
                 jobs.append(Job(self.name, job_id, state, text, None))
