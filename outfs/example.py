@@ -37,7 +37,7 @@ __all__ = [
 EXAMPLE_CONFIG = """\
 [tool.outfs]
 root = "out"
-# Already sorted: entries in (or below) these stay put silently.
+# Already in the new scheme: entries in (or below) these stay put silently.
 keep = ["vhack", "vhack_grads", "pools", "pairsets", "baked", "runs", "_archive"]
 queue = "auto"
 

@@ -160,3 +160,10 @@ def test_builds_with_stdlib_only(tmp_path: Path, project: Path) -> None:
     root = Path(example.__file__).parents[1]
     subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "bare")], check=True, cwd=root)
     assert digests(tmp_path / "bare") == digests(project)
+
+
+def test_migration_guide_shows_the_example_config() -> None:
+    guide = Path(example.__file__).parents[1] / "MIGRATION.md"
+    if not guide.exists():
+        pytest.skip("no MIGRATION.md next to the package (installed copy)")
+    assert EXAMPLE_CONFIG in guide.read_text(encoding="utf-8")
