@@ -174,7 +174,7 @@ def _settle(plan: Plan, candidates: Iterable[Move]) -> None:
     by_target: dict[str, list[Move]] = defaultdict(list)
     for move in candidates:
         by_target[move.target].append(move)
-    root = plan.config.root
+    check = _TargetCheck(plan.config.root)
     for target, moves in by_target.items():
         if len(moves) > 1:
             sources = ", ".join(plan.config.shown(m.source) for m in moves)
@@ -182,7 +182,7 @@ def _settle(plan: Plan, candidates: Iterable[Move]) -> None:
             plan.conflicts += [Conflict(m.source, target, reason) for m in moves]
             continue
         move = moves[0]
-        reason = _target_problem(root, move)
+        reason = check.problem(move)
         if reason:
             plan.conflicts.append(Conflict(move.source, target, reason))
         else:
@@ -190,22 +190,40 @@ def _settle(plan: Plan, candidates: Iterable[Move]) -> None:
     plan.moves.sort(key=lambda m: m.source)
 
 
-def _target_problem(root: Path, move: Move) -> str | None:
-    if move.target.startswith(move.source + "/"):
-        return "the target lies inside the entry itself"
-    target = root / move.target
-    if os.path.lexists(target):
-        if (
-            move.kind == "file"
-            and target.is_file()
-            and _same_file_content(root / move.source, target)
-        ):
-            return "destination exists with identical content; delete one copy"
-        return "destination exists with different content"
-    for parent in Path(move.target).parents:
-        if str(parent) != "." and (root / parent).exists() and not (root / parent).is_dir():
-            return f"{parent.as_posix()} exists and is not a directory"
-    return None
+class _TargetCheck:
+    """Why a move's target cannot be created; parent directories are checked once each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.parent_problem: dict[str, str | None] = {}
+
+    def problem(self, move: Move) -> str | None:
+        if move.target.startswith(move.source + "/"):
+            return "the target lies inside the entry itself"
+        target = os.path.join(self.root, move.target)
+        if os.path.lexists(target):
+            same = (
+                move.kind == "file"
+                and os.path.isfile(target)
+                and _same_file_content(Path(self.root, move.source), Path(target))
+            )
+            if same:
+                return "destination exists with identical content; delete one copy"
+            return "destination exists with different content"
+        return self._parent(os.path.dirname(move.target))
+
+    def _parent(self, rel: str) -> str | None:
+        if not rel:
+            return None
+        if rel not in self.parent_problem:
+            path = os.path.join(self.root, rel)
+            if os.path.isdir(path):
+                self.parent_problem[rel] = None
+            elif os.path.lexists(path):
+                self.parent_problem[rel] = f"{rel} exists and is not a directory"
+            else:
+                self.parent_problem[rel] = self._parent(os.path.dirname(rel))
+        return self.parent_problem[rel]
 
 
 def _already_done(root: Path, known: Mapping[str, str]) -> list[Move]:

@@ -1,0 +1,53 @@
+"""`outfs plan` on a seed-shaped tree of ~100,000 files (the issue's target: under 3 s).
+
+    python benchmarks/bench_plan.py [--files 100000]
+
+Reports the wall time of the planning call and, measured in the same run, a plain
+`os.walk` of the same tree as the floor no planner can beat; the ratio is what to compare
+across machines. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_tree import make_tree  # noqa: E402
+
+from outfs.config import load_config  # noqa: E402
+from outfs.plan import make_plan  # noqa: E402
+
+
+def best_of(n: int, func) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="outfs-bench-") as tmp:
+        project = make_tree(Path(tmp) / "repo", args.files)
+        config = load_config(project)
+        n_files = sum(len(f) for _, _, f in os.walk(config.root))
+        plan = make_plan(config)
+        walk = best_of(3, lambda: sum(1 for _ in os.walk(config.root)))
+        planning = best_of(3, lambda: make_plan(config))
+    print(f"files under root      {n_files:>10,}")
+    print(f"moves / unmapped      {len(plan.moves):>10,} / {len(plan.unmapped):,}")
+    print(f"os.walk (floor)       {walk:>10.3f} s")
+    print(f"make_plan             {planning:>10.3f} s   ({planning / walk:.1f}x the walk)")
+
+
+if __name__ == "__main__":
+    main()
