@@ -306,3 +306,166 @@ def _demo(project: Path) -> None:
     )
     out.rule("[bold]outfs migrate --now[/] (again: idempotent)")
     _report_migration(config, _migrate_with_progress(config, quiet=True))
+
+
+# --------------------------------------------------------------------------- aliases / finish
+
+
+@main.command()
+@_location_options
+@_json_option
+@click.option("--used", "which", flag_value="used", help="Only aliases still in use.")
+@click.option("--unused", "which", flag_value="unused", help="Only aliases nothing needs.")
+@click.pass_context
+def aliases(ctx: click.Context, which: str | None, as_json: bool, **_: Any) -> None:
+    """The alias table: hits, last hit, and the jobs and processes that still need each."""
+    from .usage import usage_report
+
+    config = _config(ctx)
+    uses = usage_report(config).uses
+    if which:
+        uses = [u for u in uses if u.in_use == (which == "used")]
+    if as_json:
+        _print_json([u.to_json(config) for u in uses])
+        return
+    table = Table("legacy", "target", "hits", "last hit", "referenced by")
+    for u in uses:
+        refs = ", ".join(u.referenced_by) or "[dim]-[/]"
+        table.add_row(
+            config.shown(u.alias.legacy),
+            config.shown(u.alias.target),
+            str(u.hits),
+            u.last_hit or "-",
+            refs,
+        )
+    out.print(table)
+    out.print(f"{len(uses)} aliases" + (f" ({which})" if which else ""))
+
+
+@main.command()
+@_location_options
+@click.option("--wait", is_flag=True, help="Block until no alias is in use, then finish.")
+@click.option("--force", is_flag=True, help="Remove the shim even while aliases are in use.")
+@click.pass_context
+def finish(ctx: click.Context, wait: bool, force: bool, **_: Any) -> None:
+    """Remove the shim from every environment once no alias is in use."""
+    from .finish import finish as run_finish
+
+    config = _config(ctx)
+
+    def waiting(report: Any) -> None:
+        err.print(f"waiting: {len(report.in_use())} aliases in use …")
+
+    result = run_finish(config, force=force, wait=wait, on_wait=waiting)
+    for env in result.envs:
+        out.print(f"shim removed from [cyan]{env}[/]")
+    if result.forced_past:
+        err.print(f"[yellow]warning:[/] forced past {len(result.forced_past)} aliases in use")
+    out.print(
+        f"finished: the alias table stays in {config.root_shown}/.outfs/ for audit and rollback"
+    )
+
+
+@main.command()
+@_location_options
+@_json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, **_: Any) -> None:
+    """Phase, environments with the shim, live processes, queue references."""
+    from .journal import Journal
+    from .migrate import shim_envs
+    from .usage import usage_report
+
+    config = _config(ctx)
+    envs = shim_envs(config)
+    pending = Journal.load(config.state).pending()
+    report = usage_report(config)
+    if pending:
+        phase = "interrupted (run `outfs migrate --now` to finish it)"
+    elif envs:
+        phase = "active"
+    elif report.uses:
+        phase = "finished"
+    else:
+        phase = "not migrated"
+    data = {
+        "phase": phase.split(" ")[0],
+        "aliases": len(report.uses),
+        "envs": envs,
+        "live_processes": report.live_pids,
+        "queue_references": sorted(
+            {r for u in report.uses for r in u.referenced_by if not r.startswith("pid:")}
+        ),
+        "deferred_moves": len(pending),
+    }
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"phase: [bold]{phase}[/]  ({data['aliases']} aliases)")
+    out.print(f"shim in: {', '.join(envs) or '-'}")
+    out.print(f"live processes using it: {', '.join(report.live_pids) or '-'}")
+    out.print(f"queued/running jobs naming old paths: {', '.join(data['queue_references']) or '-'}")
+
+
+# --------------------------------------------------------------------------- shim
+
+
+@main.group()
+def shim() -> None:
+    """Install, remove or inspect the shim in one environment by hand."""
+
+
+def _env_option(func: F) -> F:
+    return click.option(
+        "--env",
+        "env",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="The environment (default: the configured envs).",
+    )(func)
+
+
+def _target_envs(config: Config, env: str | None) -> list[Path]:
+    return [Path(env).absolute()] if env else list(config.envs)
+
+
+@shim.command("install")
+@_location_options
+@_env_option
+@click.pass_context
+def shim_install(ctx: click.Context, env: str | None, **_: Any) -> None:
+    """Install the shim for this project's root."""
+    from .shim import install
+
+    config = _config(ctx)
+    for path in _target_envs(config, env):
+        out.print(f"installed: {install.install(path, config.root, config.state)}")
+
+
+@shim.command("remove")
+@_location_options
+@_env_option
+@click.pass_context
+def shim_remove(ctx: click.Context, env: str | None, **_: Any) -> None:
+    """Remove the shim of this project's root."""
+    from .shim import install
+
+    config = _config(ctx)
+    for path in _target_envs(config, env):
+        for removed in install.remove(path, config.root):
+            out.print(f"removed: {removed}")
+
+
+@shim.command("status")
+@_location_options
+@_env_option
+@click.pass_context
+def shim_status(ctx: click.Context, env: str | None, **_: Any) -> None:
+    """Which migrations the shim serves in each environment."""
+    from .shim import install
+
+    config = _config(ctx)
+    for path in _target_envs(config, env):
+        entries = install.installed(path)
+        roots = ", ".join(str(e.get("root")) for e in entries) or "not installed"
+        out.print(f"{path}: {roots}")
