@@ -46,3 +46,16 @@ def run_outfs(*args: str, cwd: Path, check: bool = False) -> subprocess.Complete
     if check and proc.returncode != 0:
         raise AssertionError(f"outfs {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+def need_tool(binary: str, what: str) -> None:
+    """Skip when `binary` is missing on a developer's machine; fail in CI, which installs it."""
+    import shutil
+
+    import pytest
+
+    if shutil.which(binary):
+        return
+    if os.environ.get("OUTFS_REQUIRE_TOOLS"):
+        pytest.fail(f"{what} is required here but `{binary}` is not on PATH")
+    pytest.skip(f"needs {what}")
