@@ -168,6 +168,11 @@ def _report_migration(config: Config, result: Any) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+
+
 def _show_plan(plan: Plan, as_json: bool) -> None:
     if as_json:
         _print_json(plan.to_json())
@@ -322,7 +327,9 @@ def aliases(ctx: click.Context, which: str | None, as_json: bool, **_: Any) -> N
     from .usage import usage_report
 
     config = _config(ctx)
-    uses = usage_report(config).uses
+    report = usage_report(config)
+    _warn(report.warnings)
+    uses = report.uses
     if which:
         uses = [u for u in uses if u.in_use == (which == "used")]
     if as_json:
@@ -356,7 +363,9 @@ def finish(ctx: click.Context, wait: bool, force: bool, **_: Any) -> None:
     def waiting(report: Any) -> None:
         err.print(f"waiting: {len(report.in_use())} aliases in use …")
 
-    result = run_finish(config, force=force, wait=wait, on_wait=waiting)
+    result = run_finish(
+        config, force=force, wait=wait, on_wait=waiting, on_warning=lambda w: _warn([w])
+    )
     for env in result.envs:
         out.print(f"shim removed from [cyan]{env}[/]")
     if result.forced_past:
@@ -380,6 +389,7 @@ def status(ctx: click.Context, as_json: bool, **_: Any) -> None:
     envs = shim_envs(config)
     pending = Journal.load(config.state).pending()
     report = usage_report(config)
+    _warn(report.warnings)
     if pending:
         phase = "interrupted (run `outfs migrate --now` to finish it)"
     elif envs:

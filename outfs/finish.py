@@ -32,6 +32,7 @@ def finish(
     wait: bool = False,
     poll: float = WAIT_POLL_SECONDS,
     on_wait: Callable[[UsageReport], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> FinishResult:
     """Remove the shim everywhere; refuses while an alias is in use unless `force`."""
     report = usage_report(config)
@@ -41,6 +42,9 @@ def finish(
         time.sleep(poll)
         report = usage_report(config)
     in_use = report.in_use()
+    for warning in report.warnings:
+        if on_warning:
+            on_warning(warning)
     if in_use and not force:
         raise OutfsError(_refusal(config, in_use))
     with exclusive_lock(config.state, "finish"):

@@ -15,7 +15,7 @@ from typing import Any
 
 from .aliases import Alias, AliasTable
 from .config import Config
-from .queues import Job, detect, job_paths
+from .queues import Job, QueueError, detect, job_paths
 
 
 @dataclass
@@ -46,6 +46,7 @@ class UsageReport:
     uses: list[AliasUse]
     jobs: list[Job]
     live_pids: list[str]  # "pid:123" (or "pid:123@host" from another machine)
+    warnings: list[str] = field(default_factory=list)
 
     def in_use(self) -> list[AliasUse]:
         return [u for u in self.uses if u.in_use]
@@ -56,16 +57,31 @@ def usage_report(config: Config, jobs: Iterable[Job] | None = None) -> UsageRepo
     table = AliasTable.load(config)
     uses = {a.legacy: AliasUse(a) for a in table}
     live = _count_process_hits(config, uses)
-    pending = list(jobs) if jobs is not None else _pending_jobs(config)
+    warnings: list[str] = []
+    pending = list(jobs) if jobs is not None else _pending_jobs(config, warnings)
     matcher = _LegacyMatcher(sorted(uses))
     for job in pending:
         for legacy in matcher.named_by(config, job):
             uses[legacy].referenced_by.append(job.ref)
-    return UsageReport(list(uses.values()), pending, live)
+    return UsageReport(list(uses.values()), pending, live, warnings)
 
 
-def _pending_jobs(config: Config) -> list[Job]:
-    return [job for queue in detect(config.queue) for job in queue.pending_jobs()]
+def _pending_jobs(config: Config, warnings: list[str]) -> list[Job]:
+    """Jobs of the configured queues. With `queue = "auto"` a client that is installed but
+    cannot reach its daemon (Slurm's tools on a machine with no cluster) is skipped with a
+    warning; a queue named in the config must answer."""
+    jobs: list[Job] = []
+    for queue in detect(config.queue):
+        try:
+            jobs += queue.pending_jobs()
+        except QueueError as exc:
+            if config.queue != "auto":
+                raise
+            warnings.append(
+                f'{queue.name} skipped ({exc}); set `queue = "{queue.name}"` '
+                "in the config to make this an error"
+            )
+    return jobs
 
 
 def _count_process_hits(config: Config, uses: dict[str, AliasUse]) -> list[str]:

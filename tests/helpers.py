@@ -32,9 +32,11 @@ def tree_digest(root: Path) -> dict[str, str]:
     return found
 
 
-def run_outfs(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_outfs(
+    *args: str, cwd: Path, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it: a real subprocess."""
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**(env or os.environ), "COLUMNS": "200"}
     proc = subprocess.run(
         [sys.executable, "-m", "outfs", *args],
         cwd=cwd,
