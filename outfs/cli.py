@@ -107,12 +107,12 @@ def _make_plan(config: Config) -> Plan:
 def migrate(ctx: click.Context, now: bool, when_idle: bool, as_json: bool, **_: Any) -> None:
     """Migrate the data (a dry run, like `plan`, without --now)."""
     config = _config(ctx)
-    if when_idle:
-        raise OutfsError("--when-idle is not available yet; use `outfs migrate --now`")
-    if not now:
+    if now and when_idle:
+        raise click.UsageError("--now and --when-idle exclude each other")
+    if not now and not when_idle:
         _show_plan(_make_plan(config), as_json)
         return
-    result = _migrate_with_progress(config, quiet=as_json)
+    result = _migrate_with_progress(config, quiet=as_json, when_idle=when_idle)
     if as_json:
         _print_json(
             {
@@ -125,15 +125,21 @@ def migrate(ctx: click.Context, now: bool, when_idle: bool, as_json: bool, **_: 
     _report_migration(config, result)
 
 
-def _migrate_with_progress(config: Config, quiet: bool) -> Any:
-    from .migrate import migrate_now
+def _migrate_with_progress(config: Config, quiet: bool, when_idle: bool = False) -> Any:
+    from .migrate import migrate_now, migrate_when_idle
+
+    def migrate(progress: Any) -> Any:
+        if not when_idle:
+            return migrate_now(config, progress)
+        return migrate_when_idle(
+            config, progress, on_wait=lambda n: err.print(f"waiting: {n} jobs queued or running")
+        )
 
     if quiet:
-        return migrate_now(config)
+        return migrate(None)
     with _progress() as bar:
         task = bar.add_task("moving", total=None)
-        result = migrate_now(config, progress=lambda move: bar.advance(task))
-    return result
+        return migrate(lambda move: bar.advance(task))
 
 
 def _progress() -> Progress:

@@ -6,8 +6,10 @@ table and the journal are written, and only then does anything move.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,23 @@ def migrate_now(config: Config, progress: Progress | None = None) -> MigrateResu
         journal.begin(plan.moves, dirs_to_create(config.root, plan.moves))
         result.moved = _run_moves(config, journal, plan.moves, progress)
         return result
+
+
+def migrate_when_idle(
+    config: Config,
+    progress: Progress | None = None,
+    poll: float = 10.0,
+    on_wait: Callable[[int], None] | None = None,
+) -> MigrateResult:
+    """Wait until no queued or running job remains, then migrate with no shim: nothing
+    queued can hold an old path any more."""
+    from .usage import pending_jobs
+
+    while jobs := pending_jobs(config, warnings=[]):
+        if on_wait:
+            on_wait(len(jobs))
+        time.sleep(poll)
+    return migrate_now(dataclasses.replace(config, envs=()), progress)
 
 
 def _run_moves(

@@ -58,7 +58,7 @@ def usage_report(config: Config, jobs: Iterable[Job] | None = None) -> UsageRepo
     uses = {a.legacy: AliasUse(a) for a in table}
     live = _count_process_hits(config, uses)
     warnings: list[str] = []
-    pending = list(jobs) if jobs is not None else _pending_jobs(config, warnings)
+    pending = list(jobs) if jobs is not None else pending_jobs(config, warnings)
     matcher = _LegacyMatcher(sorted(uses))
     for job in pending:
         for legacy in matcher.named_by(config, job):
@@ -66,7 +66,7 @@ def usage_report(config: Config, jobs: Iterable[Job] | None = None) -> UsageRepo
     return UsageReport(list(uses.values()), pending, live, warnings)
 
 
-def _pending_jobs(config: Config, warnings: list[str]) -> list[Job]:
+def pending_jobs(config: Config, warnings: list[str]) -> list[Job]:
     """Jobs of the configured queues. With `queue = "auto"` a client that is installed but
     cannot reach its daemon (Slurm's tools on a machine with no cluster) is skipped with a
     warning; a queue named in the config must answer."""
