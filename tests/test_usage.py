@@ -1,0 +1,75 @@
+"""Which aliases are in use: named by a queued job's command (or a path below a moved dir)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from helpers import run_outfs
+
+from outfs.config import load_config
+from outfs.queues import Job
+from outfs.usage import usage_report
+
+
+def job(command: str, cwd: Path | None) -> Job:
+    return Job("tsp", "4", "queued", command, str(cwd) if cwd else None)
+
+
+def refs(project: Path, *jobs: Job) -> dict[str, list[str]]:
+    config = dataclasses.replace(load_config(project), queue="none")
+    return {
+        config.shown(u.alias.legacy): u.referenced_by
+        for u in usage_report(config, jobs=jobs).uses
+        if u.in_use
+    }
+
+
+def test_job_arguments_mark_aliases_in_use(example: Path) -> None:
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    assert refs(example) == {}
+    found = refs(
+        example,
+        job("python train.py --v-hack-path=out/v_hack_l18.safetensors", example),
+        Job(
+            "tsp",
+            "5",
+            "running",
+            "python d.py --teacher-pool-dir=out/probe_distill/teacher_pool/part.jsonl",
+            str(example),
+        ),
+    )
+    assert found == {
+        "out/v_hack_l18.safetensors": ["tsp:4"],
+        "out/probe_distill/teacher_pool": ["tsp:5"],
+    }
+
+
+def test_globs_absolute_paths_and_other_directories(example: Path) -> None:
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    by_glob = refs(example, job("python eval.py out/v_hack_*.safetensors", example))
+    assert len(by_glob) == 6 and all(r == ["tsp:4"] for r in by_glob.values())
+    absolute = refs(example, job(f"cat {example}/out/vhack_grads_l18.safetensors", Path("/")))
+    assert list(absolute) == ["out/vhack_grads_l18.safetensors"]
+    elsewhere = refs(example, job("cat out/v_hack_l18.safetensors", example / "logs"))
+    assert elsewhere == {}  # relative to that job's own directory: another out/
+
+
+def test_unused_json_lists_every_alias_after_the_queue_drains(example: Path) -> None:
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    proc = run_outfs("aliases", "--unused", "--json", cwd=example, check=True)
+
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 31
+    row = next(r for r in rows if r["legacy"] == "out/v_hack_l18.safetensors")
+    assert row == {
+        "legacy": "out/v_hack_l18.safetensors",
+        "target": "out/vhack/v_hack_l18.safetensors",
+        "kind": "file",
+        "hits": 0,
+        "last_hit": None,
+        "in_use": False,
+        "referenced_by": [],
+    }
+    assert json.loads(run_outfs("aliases", "--used", "--json", cwd=example).stdout) == []
