@@ -1,0 +1,149 @@
+"""Putting the shim into a job environment and taking it out (used by the CLI, not by jobs).
+
+An environment with the shim holds two files in its site-packages (design.md):
+`outfs_shim.json`, the registry of active migrations, and `outfs_shim.pth`, one line that
+boots the shim at every start-up. `.pth` files run even where a distribution's own
+`sitecustomize` shadows ours (Debian, Homebrew): that is why coverage and uv use them too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from outfs.errors import OutfsError
+from outfs.shim import REGISTRY
+
+PTH = "outfs_shim.pth"
+# A .pth line runs only if it starts with "import"; the try keeps an environment whose outfs
+# was uninstalled later starting silently.
+PTH_LINE = "import sys; exec({code!r})\n"
+PTH_CODE = "try:\n from outfs.shim import boot\n boot({sitedir!r})\nexcept Exception:\n pass\n"
+
+
+class ShimError(OutfsError):
+    """The shim cannot go into (or come out of) an environment; the message says why."""
+
+
+def python_of(env: Path) -> Path:
+    for name in ("python", "python3"):
+        candidate = Path(env) / "bin" / name
+        if candidate.exists():
+            return candidate
+    raise ShimError(f"{env}: no bin/python in it; is it a Python environment (a venv)?")
+
+
+def site_packages(env: Path) -> Path:
+    """The directory where ENV's python processes `.pth` files at start-up."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(_run(env, code).strip())
+
+
+def install(env: Path, root: Path, state: Path) -> Path:
+    """Register the migration of `root` (state in `state`) in ENV; returns the `.pth` path.
+
+    Refuses when ENV's python cannot import outfs: its jobs could not load the shim.
+    Safe to run again: a root is registered once.
+    """
+    _check_importable(env)
+    sp = site_packages(env)
+    entries = _read(sp)
+    entry = {"root": str(Path(root).resolve()), "state": str(Path(state).resolve())}
+    entries = [e for e in entries if e.get("root") != entry["root"]] + [entry]
+    # The registry first: a process starting between the two writes finds a .pth-less
+    # registry (nothing runs) rather than a registry-less .pth (a warning).
+    _write(sp / REGISTRY, json.dumps({"migrations": entries}, indent=1) + "\n")
+    pth = sp / PTH
+    _write(pth, PTH_LINE.format(code=PTH_CODE.format(sitedir=str(sp))))
+    return pth
+
+
+def remove(env: Path, root: Path | None = None) -> list[Path]:
+    """Unregister `root` (None: every root) from ENV; returns the files deleted.
+
+    When no migration remains, both files go: a new process imports nothing of outfs.
+    """
+    sp = site_packages(env)
+    entries = _read(sp)
+    if root is not None:
+        gone = str(Path(root).resolve())
+        entries = [e for e in entries if e.get("root") != gone]
+    else:
+        entries = []
+    if entries:
+        _write(sp / REGISTRY, json.dumps({"migrations": entries}, indent=1) + "\n")
+        return []
+    removed = []
+    for path in (sp / PTH, sp / REGISTRY):  # the .pth first, for the same reason as above
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def installed(env: Path) -> list[dict[str, str]]:
+    """The migrations ENV's shim serves ([] when the shim is not installed there)."""
+    sp = site_packages(env)
+    if not (sp / PTH).exists():
+        return []
+    return _read(sp)
+
+
+def _read(sp: Path) -> list[dict[str, str]]:
+    try:
+        data: Any = json.loads((sp / REGISTRY).read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ShimError(
+            f"{sp / REGISTRY}: unreadable ({exc}); delete it and install again"
+        ) from None
+    migrations = data.get("migrations") if isinstance(data, dict) else None
+    return [m for m in migrations or [] if isinstance(m, dict) and "root" in m]
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_importable(env: Path) -> None:
+    try:
+        _run(env, "import outfs.shim")
+    except ShimError as exc:
+        raise ShimError(
+            f"outfs is not importable from {python_of(env)}, so its jobs cannot load the "
+            f"shim; install outfs into {env} with {env}/bin/pip install {_source()}\n{exc}"
+        ) from None
+
+
+def _source() -> str:
+    """What to pip install: this checkout when outfs runs from one, else the package."""
+    project = Path(__file__).resolve().parents[2]
+    return str(project) if (project / "pyproject.toml").exists() else "outfs"
+
+
+def _run(env: Path, code: str) -> str:
+    # cwd=/ keeps a checkout in the cwd out, and PYTHONPATH belongs to the caller, not to
+    # the environment: the question is what ENV's jobs see.
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    py = python_of(env)
+    proc = subprocess.run(
+        [str(py), "-c", code], capture_output=True, text=True, cwd="/", env=clean, check=False
+    )
+    if proc.returncode != 0:
+        raise ShimError(f"{py} -c {code!r} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout

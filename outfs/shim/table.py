@@ -1,0 +1,153 @@
+"""The alias table as the shim sees it: `aliases.json` merged with `added/*.jsonl`.
+
+Loaded lazily, on a job's first path under root, never at start-up. `read_table` is public so
+that `outfs/aliases.py` can share the exact merge rule the shim applies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+TABLE_FILE = "aliases.json"
+ADDED_DIR = "added"
+
+
+class TableError(ValueError):
+    """`aliases.json` is missing, truncated or not in the design.md format."""
+
+
+def read_table(state: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """(header, aliases) of the migration whose state directory is `state`.
+
+    `header` is `aliases.json` without its `aliases` key (version, root, project, rules);
+    `aliases` lists `aliases.json`'s items, then those of `added/*.jsonl` (files in name order)
+    whose legacy path is not already aliased. Raises TableError when `aliases.json` cannot be
+    used; a torn line in an `added` file (a killed writer) is skipped.
+    """
+    path = os.path.join(state, TABLE_FILE)
+    try:
+        with open(path, "rb") as fh:
+            header = json.loads(fh.read())
+        items = header.pop("aliases")
+        seen = {item["legacy"] for item in items}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TableError(f"{path}: {exc}") from None
+    for item in _read_added(os.path.join(state, ADDED_DIR)):
+        if item["legacy"] not in seen:
+            seen.add(item["legacy"])
+            items.append(item)
+    return header, items
+
+
+def _read_added(directory: str) -> list[dict[str, str]]:
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".jsonl"))
+    except OSError:
+        return []
+    items: list[dict[str, str]] = []
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), "rb") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                item = json.loads(line)
+                if isinstance(item, dict) and item.get("legacy") and item.get("target"):
+                    items.append(item)
+            except ValueError:
+                continue  # torn last line of a killed process
+    return items
+
+
+def signature(state: str) -> tuple[object, ...]:
+    """What changes when the table does: checked at most once a second by a running job."""
+    sig: list[object] = []
+    try:
+        st = os.stat(os.path.join(state, TABLE_FILE))
+        sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    except OSError:
+        sig.append(None)
+    added = os.path.join(state, ADDED_DIR)
+    try:
+        with os.scandir(added) as it:
+            sig.extend(sorted((e.name, e.stat().st_size) for e in it))
+    except OSError:
+        pass
+    return tuple(sig)
+
+
+class AliasTable:
+    """Legacy → (target, kind), relative to root, plus the rules for new files."""
+
+    def __init__(self, header: dict[str, Any], items: list[dict[str, str]]) -> None:
+        self.aliases: dict[str, tuple[str, str]] = {
+            i["legacy"].strip("/"): (i["target"].strip("/"), i.get("kind", "file")) for i in items
+        }
+        self.rule_specs: list[dict[str, Any]] = list(header.get("rules") or [])
+        self.keep: list[str] = list(header.get("keep") or [])
+        self.project: str = str(header.get("project") or "..")
+        self._rules: list[Any] | None = None
+        self._keep: list[Any] | None = None
+
+    def find(self, rel: str) -> tuple[str, str, str] | None:
+        """(legacy, target, rest) for `rel` or the nearest aliased ancestor of it."""
+        aliases = self.aliases
+        hit = aliases.get(rel)
+        if hit is not None:
+            return rel, hit[0], ""
+        i = rel.rfind("/")
+        while i > 0:
+            hit = aliases.get(rel[:i])
+            if hit is not None:
+                return rel[:i], hit[0], rel[i:]
+            i = rel.rfind("/", 0, i)
+        return None
+
+    def add(self, legacy: str, target: str, kind: str) -> None:
+        self.aliases[legacy] = (target, kind)
+
+    def rules(self) -> list[Any]:
+        """The compiled rules; outfs.rules is imported on the first new file only."""
+        if self._rules is None:
+            from outfs.rules import compile_rules
+
+            self._rules = compile_rules(self.rule_specs)
+        return self._rules
+
+    def kept(self, rel: str) -> bool:
+        """True when `rel` or an ancestor matches a `keep` pattern (if the table has any)."""
+        if not self.keep:
+            return False
+        if self._keep is None:
+            from outfs.patterns import compile_pattern
+
+            self._keep = [compile_pattern(k) for k in self.keep]
+        parts = rel.split("/")
+        prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+        return any(p.match(x) is not None for p in self._keep for x in prefixes)
+
+
+def load_table(state: str) -> AliasTable:
+    return AliasTable(*read_table(state))
+
+
+def append_added(state: str, host: str, pid: int, item: dict[str, str]) -> None:
+    """Record an alias the shim created, in this process's own file (no concurrent writer)."""
+    directory = os.path.join(state, ADDED_DIR)
+    os.makedirs(directory, exist_ok=True)
+    append_line(os.path.join(directory, f"{host}-{pid}.jsonl"), item)
+
+
+def append_line(path: str, item: dict[str, Any]) -> None:
+    # One write() of one line on an O_APPEND descriptor: readers never see half a record
+    # from a live writer, only a torn last line from a killed one.
+    data = (json.dumps(item, separators=(", ", ": ")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
