@@ -485,3 +485,31 @@ def shim_status(ctx: click.Context, env: str | None, **_: Any) -> None:
         entries = install.installed(path)
         roots = ", ".join(str(e.get("root")) for e in entries) or "not installed"
         out.print(f"{path}: {roots}")
+
+
+# --------------------------------------------------------------------------- rewrite
+
+
+@main.command()
+@_location_options
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--write", is_flag=True, help="Change the files instead of printing a diff.")
+@click.pass_context
+def rewrite(ctx: click.Context, paths: tuple[str, ...], write: bool, **_: Any) -> None:
+    """Rewrite literal old paths in code, justfiles and configs (a diff unless --write)."""
+    from .rewrite import plan_rewrites, write_rewrites
+
+    config = _config(ctx)
+    rewrites = plan_rewrites(config, [Path(p) for p in paths])
+    count = sum(rw.count for rw in rewrites)
+    for rw in rewrites:
+        for note in rw.by_hand:
+            name = rw.path.relative_to(config.project)
+            err.print(f"[yellow]edit by hand[/] {name}: {note}", soft_wrap=True)
+    if write:
+        write_rewrites(rewrites)
+        out.print(f"rewrote {count} old paths in {len(rewrites)} files")
+        return
+    for rw in rewrites:
+        click.echo(rw.diff(config.project), nl=False)
+    err.print(f"{count} old paths in {len(rewrites)} files; `outfs rewrite --write` applies this")
