@@ -6,19 +6,16 @@ placed by rule when a job wrote a new file at an old path. Both are relative to 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from .config import Config
+from .errors import OutfsError
 from .plan import Move
-from .state import atomic_write_json, read_json
+from .shim.table import TABLE_FILE, TableError, read_table
+from .state import atomic_write_json
 
-TABLE_FILE = "aliases.json"
-ADDED_DIR = "added"
 TABLE_VERSION = 1
 
 
@@ -41,12 +38,17 @@ class AliasTable:
 
     @classmethod
     def load(cls, config: Config) -> AliasTable:
-        data = read_json(config.state / TABLE_FILE) or {}
+        """The table the shim sees (`aliases.json` merged with `added/`); empty before the
+        first migration."""
+        if not (config.state / TABLE_FILE).exists():
+            return cls(config, {})
+        try:
+            _header, items = read_table(config.state)
+        except TableError as exc:
+            raise OutfsError(f"{exc}; restore it from a backup or run `outfs rollback`") from None
         aliases = {
-            a["legacy"]: Alias(a["legacy"], a["target"], a["kind"]) for a in data.get("aliases", [])
+            a["legacy"]: Alias(a["legacy"], a["target"], a.get("kind", "file")) for a in items
         }
-        for item in _read_added(config.state / ADDED_DIR):
-            aliases.setdefault(item["legacy"], Alias(item["legacy"], item["target"], item["kind"]))
         return cls(config, aliases)
 
     def __len__(self) -> int:
@@ -75,18 +77,3 @@ class AliasTable:
                 "aliases": [a.to_json() for a in self],
             },
         )
-
-
-def _read_added(directory: Path) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    try:
-        files = sorted(directory.glob("*.jsonl"))
-    except OSError:
-        return items
-    for file in files:
-        for line in file.read_text().splitlines():
-            try:
-                items.append(json.loads(line))
-            except ValueError:
-                continue  # a line torn by a killed process: the rest still counts
-    return items
