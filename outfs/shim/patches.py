@@ -66,6 +66,8 @@ THIRD_PARTY: tuple[Spec, ...] = (
     ("torch", "from_file", _one(READ, "filename")),
 )
 
+# Calls that answer for an old directory that is gone because all it held moved (virtual.py).
+VIRTUAL_DIRS = frozenset({"stat", "lstat", "listdir", "scandir"})
 _DIR_FDS = ("dir_fd", "src_dir_fd", "dst_dir_fd")
 _NOARG = object()
 
@@ -131,7 +133,18 @@ def _kind(kind: str, args: tuple, kwargs: dict) -> str:  # type: ignore[type-arg
     return kind
 
 
-def _fast_wrapper(orig, args_spec: tuple[Arg, ...]):  # type: ignore[no-untyped-def]
+def _call(orig, name: str | None, args: tuple, kwargs: dict):  # type: ignore[no-untyped-def,type-arg]
+    try:
+        return orig(*args, **kwargs)
+    except FileNotFoundError as exc:
+        if name is None:
+            raise
+        from outfs.shim import virtual
+
+        return virtual.fallback(name, orig, args, kwargs, exc)
+
+
+def _fast_wrapper(orig, args_spec: tuple[Arg, ...], virtual: str | None):  # type: ignore[no-untyped-def]
     """For the common shape (one path, first argument): a str outside every root costs
     one type check, one startswith and two substring tests before the real call."""
 
@@ -147,7 +160,7 @@ def _fast_wrapper(orig, args_spec: tuple[Arg, ...]):  # type: ignore[no-untyped-
         if p is not _NOARG:
             args = (p, *args)
         args, kwargs = rewrite(args_spec, args, kwargs)
-        return orig(*args, **kwargs)
+        return _call(orig, virtual, args, kwargs)
 
     return wrapper
 
@@ -177,7 +190,7 @@ def make_wrapper(orig, spec: Spec):  # type: ignore[no-untyped-def]
     _, name, args_spec = spec
     after = _cwd_changed if name in ("chdir", "fchdir") else None
     if after is None and len(args_spec) == 1 and args_spec[0][0] == 0:
-        wrapper = _fast_wrapper(orig, args_spec)
+        wrapper = _fast_wrapper(orig, args_spec, name if name in VIRTUAL_DIRS else None)
     else:
         wrapper = _generic_wrapper(orig, args_spec, after)
     wrapper.__name__ = getattr(orig, "__name__", name)

@@ -176,6 +176,29 @@ def _resolve(path: object, kind: str) -> object | None:
     return os.fsencode(new) if isinstance(raw, bytes) else new
 
 
+def virtual_dir(path: object) -> tuple[str, dict[str, str]] | None:
+    """(root, children) when `path` names an old directory that is gone because all it held
+    moved: listing it shows the aliased names, stat-ing it shows a directory."""
+    if getattr(_local, "busy", False):
+        return None
+    _local.busy = True
+    try:
+        raw = os.fspath(path)  # type: ignore[call-overload]
+        text = os.fsdecode(raw).rstrip("/") or "/"
+        full = _normpath(text if text[0] == "/" else f"{_cwd}/{text}")
+        for m in MIGRATIONS:
+            rel = m.relative(full)
+            t = m.table() if rel else None
+            if t is not None:
+                kids = t.children(rel)
+                return None if kids is None else (m.root, kids)
+        return None
+    except Exception:
+        return None
+    finally:
+        _local.busy = False
+
+
 def resolve_str(path: str, kind: str) -> str | None:
     if not path or "\0" in path:
         return None

@@ -92,6 +92,7 @@ class AliasTable:
         self.project: str = str(header.get("project") or "..")
         self._rules: list[Any] | None = None
         self._keep: list[Any] | None = None
+        self._children: dict[str, dict[str, str]] | None = None
 
     def find(self, rel: str) -> tuple[str, str, str] | None:
         """(legacy, target, rest) for `rel` or the nearest aliased ancestor of it."""
@@ -109,6 +110,21 @@ class AliasTable:
 
     def add(self, legacy: str, target: str, kind: str) -> None:
         self.aliases[legacy] = (target, kind)
+        self._children = None
+
+    def children(self, rel: str) -> dict[str, str] | None:
+        """Name → kind of the aliased entries directly below `rel`, when `rel` is a proper
+        ancestor of a legacy path (`probe_distill` once every pool in it moved)."""
+        if self._children is None:
+            index: dict[str, dict[str, str]] = {}
+            for legacy, (_, kind) in self.aliases.items():
+                parent, _, name = legacy.rpartition("/")
+                while parent:
+                    index.setdefault(parent, {})[name] = kind
+                    parent, _, name = parent.rpartition("/")
+                    kind = "dir"
+            self._children = index
+        return self._children.get(rel)
 
     def rules(self) -> list[Any]:
         """The compiled rules; outfs.rules is imported on the first new file only."""
