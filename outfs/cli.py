@@ -103,8 +103,17 @@ def _make_plan(config: Config) -> Plan:
 @_json_option
 @click.option("--now", is_flag=True, help="Install the shim, write the alias table, move now.")
 @click.option("--when-idle", is_flag=True, help="Wait for an idle queue, then migrate.")
+@click.option(
+    "--poll",
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --when-idle: how often to ask the queue.",
+)
 @click.pass_context
-def migrate(ctx: click.Context, now: bool, when_idle: bool, as_json: bool, **_: Any) -> None:
+def migrate(
+    ctx: click.Context, now: bool, when_idle: bool, poll: float, as_json: bool, **_: Any
+) -> None:
     """Migrate the data (a dry run, like `plan`, without --now)."""
     config = _config(ctx)
     if now and when_idle:
@@ -112,7 +121,7 @@ def migrate(ctx: click.Context, now: bool, when_idle: bool, as_json: bool, **_: 
     if not now and not when_idle:
         _show_plan(_make_plan(config), as_json)
         return
-    result = _migrate_with_progress(config, quiet=as_json, when_idle=when_idle)
+    result = _migrate_with_progress(config, quiet=as_json, idle_poll=poll if when_idle else None)
     if as_json:
         _print_json(
             {
@@ -125,15 +134,21 @@ def migrate(ctx: click.Context, now: bool, when_idle: bool, as_json: bool, **_: 
     _report_migration(config, result)
 
 
-def _migrate_with_progress(config: Config, quiet: bool, when_idle: bool = False) -> Any:
+def _migrate_with_progress(config: Config, quiet: bool, idle_poll: float | None = None) -> Any:
+    """migrate --now, or with `idle_poll` --when-idle, under a progress bar unless quiet."""
     from .migrate import migrate_now, migrate_when_idle
 
+    last = [-1]
+
+    def waiting(jobs: int) -> None:
+        if jobs != last[0]:  # say it when it changes, not at every poll
+            err.print(f"waiting: {jobs} jobs queued or running")
+            last[0] = jobs
+
     def migrate(progress: Any) -> Any:
-        if not when_idle:
+        if idle_poll is None:
             return migrate_now(config, progress)
-        return migrate_when_idle(
-            config, progress, on_wait=lambda n: err.print(f"waiting: {n} jobs queued or running")
-        )
+        return migrate_when_idle(config, progress, poll=idle_poll, on_wait=waiting)
 
     if quiet:
         return migrate(None)

@@ -212,3 +212,40 @@ def test_queued_jobs_keep_working_through_migrate_now(project: Path, tmp_path: P
     ).stdout.splitlines()
     assert site[1] == "[]"
     assert not [p for p in os.listdir(site[0]) if p.startswith("outfs_shim")]
+
+
+def test_migrate_when_idle_waits_for_the_queue_and_needs_no_shim(
+    project: Path, tmp_path: Path
+) -> None:
+    need_tool("tsp", "task-spooler (apt-get install task-spooler)")
+    out = project / "out"
+    queue = TspQueue(tmp_path / "ts.sock", project, dict(os.environ))
+    queue("-S", "1")
+    queue.add("while [ ! -e gate ]; do sleep 0.1; done")
+    job = queue.add("cat out/v_hack_l18.safetensors > /dev/null")
+    waiter = subprocess.Popen(
+        [sys.executable, "-m", "outfs", "migrate", "--when-idle", "--poll", "0.2"],
+        cwd=project,
+        env=queue.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        assert waiter.poll() is None  # still waiting: two jobs are pending
+        assert (out / "v_hack_l18.safetensors").exists()
+        (project / "gate").touch()
+        _stdout, stderr = waiter.communicate(timeout=120)
+        # The job read the old path before anything moved.
+        assert queue.exit_code(job) == 0
+    finally:
+        (project / "gate").touch()
+        waiter.kill()
+        subprocess.run(["tsp", "-K"], env=queue.env, capture_output=True, timeout=30)
+    assert waiter.returncode == 0, stderr
+    assert "waiting: 2 jobs" in stderr
+    assert (out / "vhack" / "v_hack_l18.safetensors").exists()
+    assert not (out / "v_hack_l18.safetensors").exists()
+    site = project / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert not list(site.glob("site-packages/outfs_shim*"))  # an idle queue needs no shim
