@@ -209,7 +209,7 @@ def report(checks):
     out = {}
     for name, check in checks.items():
         try:
-            out[name] = check()
+            out[name] = check() if callable(check) else check
         except Exception as exc:
             out[name] = f"error: {type(exc).__name__}: {exc}"
     print(json.dumps(out, default=str))

@@ -68,7 +68,10 @@ def remove(env: Path, root: Path | None = None) -> list[Path]:
     When no migration remains, both files go: a new process imports nothing of outfs.
     """
     sp = site_packages(env)
-    entries = _read(sp)
+    try:
+        entries = _read(sp)
+    except ShimError:
+        entries = []  # an unreadable registry serves nobody: both files go
     if root is not None:
         gone = str(Path(root).resolve())
         entries = [e for e in entries if e.get("root") != gone]
