@@ -7,7 +7,6 @@ failed, 2 usage or configuration), never as a traceback.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -15,20 +14,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from .config import Config, load_config
+from .console import (
+    err,
+    migrate_with_progress,
+    out,
+    print_json,
+    progress_bar,
+    report_migration,
+    show_plan,
+    warn,
+)
 from .errors import OutfsError
-from .plan import Plan
+from .migrate import current_plan
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-# Above this many rows, plain lines: a rich table of 100k rows takes longer than the plan.
-RICH_ROWS = 300
 
 
 def _config(ctx: click.Context) -> Config:
@@ -59,10 +61,6 @@ def _json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
 
 
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
-
-
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -88,14 +86,7 @@ def main(directory: str | None, config_file: str | None) -> None:
 @click.pass_context
 def plan(ctx: click.Context, as_json: bool, **_: Any) -> None:
     """Show what would move, what stays unmapped and why, and conflicts. Changes nothing."""
-    _show_plan(_make_plan(_config(ctx)), as_json)
-
-
-def _make_plan(config: Config) -> Plan:
-    from .aliases import AliasTable
-    from .plan import make_plan
-
-    return make_plan(config, AliasTable.load(config).targets())
+    show_plan(current_plan(_config(ctx)), as_json)
 
 
 @main.command()
@@ -119,11 +110,11 @@ def migrate(
     if now and when_idle:
         raise click.UsageError("--now and --when-idle exclude each other")
     if not now and not when_idle:
-        _show_plan(_make_plan(config), as_json)
+        show_plan(current_plan(config), as_json)
         return
-    result = _migrate_with_progress(config, quiet=as_json, idle_poll=poll if when_idle else None)
+    result = migrate_with_progress(config, quiet=as_json, idle_poll=poll if when_idle else None)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "moved": [m.to_json(config) for m in result.moved + result.resumed],
                 **{k: v for k, v in result.plan.to_json().items() if k != "moves"},
@@ -131,116 +122,7 @@ def migrate(
             }
         )
         return
-    _report_migration(config, result)
-
-
-def _migrate_with_progress(config: Config, quiet: bool, idle_poll: float | None = None) -> Any:
-    """migrate --now, or with `idle_poll` --when-idle, under a progress bar unless quiet."""
-    from .migrate import migrate_now, migrate_when_idle
-
-    last = [-1]
-
-    def waiting(jobs: int) -> None:
-        if jobs != last[0]:  # say it when it changes, not at every poll
-            err.print(f"waiting: {jobs} jobs queued or running")
-            last[0] = jobs
-
-    def migrate(progress: Any) -> Any:
-        if idle_poll is None:
-            return migrate_now(config, progress)
-        return migrate_when_idle(config, progress, poll=idle_poll, on_wait=waiting)
-
-    if quiet:
-        return migrate(None)
-    with _progress() as bar:
-        task = bar.add_task("moving", total=None)
-        return migrate(lambda move: bar.advance(task))
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-    )
-
-
-def _report_migration(config: Config, result: Any) -> None:
-    if result.resumed:
-        out.print(f"finished {len(result.resumed)} moves of an interrupted migration")
-    if result.nothing_to_do:
-        out.print(
-            f"nothing to move: {config.root_shown}/ is already migrated "
-            f"({len(result.plan.done)} entries done)"
-        )
-    else:
-        for env in result.envs:
-            out.print(f"shim installed in [cyan]{env}[/]")
-        size = _size(sum(m.bytes for m in result.moved))
-        out.print(
-            f"[green]moved {len(result.moved)} entries[/] ({size}); old paths resolve "
-            f"through {config.root_shown}/.outfs/aliases.json"
-        )
-    _show_leftovers(config, result.plan)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _warn(warnings: list[str]) -> None:
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-
-
-def _show_plan(plan: Plan, as_json: bool) -> None:
-    if as_json:
-        _print_json(plan.to_json())
-        return
-    config = plan.config
-    if plan.moves:
-        _show_moves(config, plan)
-    _show_leftovers(config, plan)
-    out.print(
-        f"{len(plan.moves)} to move ({_size(plan.total_bytes)}), {len(plan.done)} done, "
-        f"{len(plan.unmapped)} unmapped, {len(plan.conflicts)} conflicts"
-        + ("; run `outfs migrate --now` to move them" if plan.moves else "")
-    )
-
-
-def _show_moves(config: Config, plan: Plan) -> None:
-    if len(plan.moves) > RICH_ROWS or not out.is_terminal:
-        for m in plan.moves:
-            click.echo(f"{config.shown(m.source)} -> {config.shown(m.target)}")
-        return
-    table = Table("from", "to", "kind", "size", title="moves", title_justify="left")
-    for m in plan.moves:
-        table.add_row(config.shown(m.source), config.shown(m.target), m.kind, _size(m.bytes))
-    out.print(table)
-
-
-def _show_leftovers(config: Config, plan: Plan) -> None:
-    if plan.unmapped:
-        out.print(f"[yellow]unmapped[/] ({len(plan.unmapped)}, they stay where they are):")
-        for u in plan.unmapped:
-            out.print(f"  {config.shown(u.path)}: {u.reason}", soft_wrap=True)
-    if plan.conflicts:
-        out.print(f"[red]conflicts[/] ({len(plan.conflicts)}, nothing of them moves):")
-        for c in plan.conflicts:
-            out.print(
-                f"  {config.shown(c.source)} -> {config.shown(c.target)}: {c.reason}",
-                soft_wrap=True,
-            )
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
+    report_migration(config, result)
 
 
 # --------------------------------------------------------------------------- verify / rollback
@@ -257,7 +139,7 @@ def verify(ctx: click.Context, as_json: bool, **_: Any) -> None:
     config = _config(ctx)
     report = run_verify(config)
     if as_json:
-        _print_json(dataclasses.asdict(report) | {"ok": report.ok})
+        print_json(dataclasses.asdict(report) | {"ok": report.ok})
     else:
         for problem in report.problems:
             out.print(f"[red]✗[/] {problem}", soft_wrap=True)
@@ -278,7 +160,7 @@ def rollback(ctx: click.Context, **_: Any) -> None:
     from .migrate import rollback as run_rollback
 
     config = _config(ctx)
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("moving back", total=None)
         result = run_rollback(config, progress=lambda move: bar.advance(task))
     for env in result.envs:
@@ -301,37 +183,16 @@ def rollback(ctx: click.Context, **_: Any) -> None:
     help="Build the example here and keep it (default: a temporary directory).",
 )
 def demo(keep_dir: str | None) -> None:
-    """Build the built-in example repo and run plan -> migrate --now -> verify on it."""
-    from .example import build_example
+    """Build the built-in example repo and walk through a migration with an old job."""
+    from .demo import run_demo
 
     if keep_dir:
-        _demo(build_example(Path(keep_dir)))
-        return
-    with tempfile.TemporaryDirectory(prefix="outfs-demo-") as tmp:
-        _demo(build_example(Path(tmp)))
-
-
-def _demo(project: Path) -> None:
-    from .migrate import verify as run_verify
-
-    # The demo never touches the caller's Python environments: no shim is installed.
-    config = dataclasses.replace(load_config(project), envs=())
-    out.rule(f"[bold]outfs plan[/]  (example repo in {project})")
-    _show_plan(_make_plan(config), as_json=False)
-    out.rule("[bold]outfs migrate --now")
-    _report_migration(config, _migrate_with_progress(config, quiet=False))
-    out.rule("[bold]outfs verify")
-    report = run_verify(config)
-    for problem in report.problems:
-        out.print(f"[red]✗[/] {problem}")
-    if not report.ok:
+        ok = run_demo(out, Path(keep_dir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="outfs-demo-") as tmp:
+            ok = run_demo(out, Path(tmp) / "repo")
+    if not ok:
         sys.exit(1)
-    out.print(
-        f"[green]✓[/] {report.aliases} aliases, every target present, "
-        f"only {report.unmapped} unmapped entries left at the top"
-    )
-    out.rule("[bold]outfs migrate --now[/] (again: idempotent)")
-    _report_migration(config, _migrate_with_progress(config, quiet=True))
 
 
 # --------------------------------------------------------------------------- aliases / finish
@@ -349,12 +210,12 @@ def aliases(ctx: click.Context, which: str | None, as_json: bool, **_: Any) -> N
 
     config = _config(ctx)
     report = usage_report(config)
-    _warn(report.warnings)
+    warn(report.warnings)
     uses = report.uses
     if which:
         uses = [u for u in uses if u.in_use == (which == "used")]
     if as_json:
-        _print_json([u.to_json(config) for u in uses])
+        print_json([u.to_json(config) for u in uses])
         return
     table = Table("legacy", "target", "hits", "last hit", "referenced by")
     for u in uses:
@@ -385,7 +246,7 @@ def finish(ctx: click.Context, wait: bool, force: bool, **_: Any) -> None:
         err.print(f"waiting: {len(report.in_use())} aliases in use …")
 
     result = run_finish(
-        config, force=force, wait=wait, on_wait=waiting, on_warning=lambda w: _warn([w])
+        config, force=force, wait=wait, on_wait=waiting, on_warning=lambda w: warn([w])
     )
     for env in result.envs:
         out.print(f"shim removed from [cyan]{env}[/]")
@@ -410,7 +271,7 @@ def status(ctx: click.Context, as_json: bool, **_: Any) -> None:
     envs = shim_envs(config)
     pending = Journal.load(config.state).pending()
     report = usage_report(config)
-    _warn(report.warnings)
+    warn(report.warnings)
     if pending:
         phase = "interrupted (run `outfs migrate --now` to finish it)"
     elif envs:
@@ -430,7 +291,7 @@ def status(ctx: click.Context, as_json: bool, **_: Any) -> None:
         "deferred_moves": len(pending),
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"phase: [bold]{phase}[/]  ({data['aliases']} aliases)")
     out.print(f"shim in: {', '.join(envs) or '-'}")

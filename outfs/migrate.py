@@ -25,6 +25,11 @@ Progress = Callable[[Move], None]
 ENVS_FILE = "envs.json"
 
 
+def current_plan(config: Config) -> Plan:
+    """The plan for root as it is now, knowing what earlier migrations did."""
+    return make_plan(config, AliasTable.load(config).targets())
+
+
 @dataclass
 class MigrateResult:
     plan: Plan
