@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import need_tool, run_outfs
+from helpers import REPO, need_tool, run_outfs
 
 from outfs.example import build_example
 
@@ -106,11 +106,26 @@ class TspQueue:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     project = build_example(tmp_path / "repo")
-    # The job environment: a real venv that sees outfs and the ML libraries.
+    # The job environment: a real venv with outfs installed, that also sees the ML libraries.
+    venv = project / ".venv"
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(project / ".venv")],
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
         check=True,
         timeout=120,
+    )
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "-e",
+            str(REPO),
+        ],
+        check=True,
+        timeout=300,
     )
     jobs = project / "jobs"
     jobs.mkdir()
