@@ -25,6 +25,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +223,7 @@ class Relocator:
 
     def step(self, now: float) -> list[Move]:
         """Relocate every pending entry that is ready; returns what moved."""
-        due = [p for p in self.pending.values() if now - p.last >= self.settle and not p.open_now()]
+        due = [p for p in self.pending.values() if self._due(p, now)]
         if not due:
             return []
         with _batch_lock(self.config.state) as held:
@@ -236,6 +237,16 @@ class Relocator:
             lookups = LookupCache(self.config.project)  # lookups resolved at this moment
             return [m for p in due if (m := self._relocate(p, now, busy, lookups))]
 
+    def _due(self, p: _Pending, now: float) -> bool:
+        """Quiet for `settle`, every open we saw closed, and a file closed or renamed into
+        place (a file only modified was opened before we watched: wait for its close)."""
+        if now - p.last < self.settle or p.open_now():
+            return False
+        try:
+            return p.finished or stat.S_ISDIR(os.lstat(self.config.root / p.rel).st_mode)
+        except OSError:
+            return True  # gone: _relocate forgets it
+
     def _relocate(
         self, p: _Pending, now: float, busy: list[str], lookups: LookupCache
     ) -> Move | None:
@@ -246,10 +257,10 @@ class Relocator:
             del self.pending[p.rel]
             return None
         is_dir = stat.S_ISDIR(st.st_mode)
-        if not (is_dir or p.finished) or self._in_use(src, is_dir, busy):
-            return None  # its writer is not done: wait for the close event
-        if self._changed_lately(src, st, is_dir):
-            p.last = now  # writes we missed events for (a new subdir not yet watched)
+        # In use (an open file, a cwd inside), or written without events (a new subdir not
+        # watched yet): look again after another quiet period, not on every tick.
+        if self._in_use(src, is_dir, busy) or self._changed_lately(src, st, is_dir):
+            p.last = now
             return None
         del self.pending[p.rel]
         target = self._target(p.rel, lookups)
@@ -342,6 +353,9 @@ def watch(
 ) -> None:
     """Watch `config.root` in the foreground until `stop` is set, relocating new entries at
     old paths. `ready` is set once the watch is in place (writes before it go unseen)."""
+    # Re-watching a directory moved back into the tree (rollback) is harmless but makes
+    # watchdog warn once per directory (see watchdog PR #1278): not the user's concern.
+    warnings.filterwarnings("ignore", r"Callback with id .* already exists", RuntimeWarning)
     relocator = Relocator(config, settle=settle, on_move=on_move, on_skip=on_skip)
     if not relocator.active():
         raise OutfsError(
