@@ -58,6 +58,10 @@ class Journal:
         self.migrations[-1]["finished"] = now_iso()
         self.save()
 
+    def moved_sources(self) -> set[str]:
+        """Every entry a migration moved (aliases beyond these were added by the shim)."""
+        return {m["source"] for migration in self.migrations for m in migration["moves"]}
+
     def created_dirs(self) -> list[str]:
         """Directories migrations created (rollback removes them again if empty)."""
         return sorted({d for m in self.migrations for d in m["created_dirs"]})

@@ -146,7 +146,10 @@ def rollback(config: Config, progress: Progress | None = None) -> RollbackResult
                 result.problems.append(str(exc))
             if progress:
                 progress(Move(alias.target, alias.legacy, alias.kind))
-        remove_empty_dirs(config.root, journal.created_dirs())
+        # Directories migrations made, and those the shim made for new files by rule.
+        moved = journal.moved_sources()
+        placed_by_shim = [a.target for a in table if a.legacy not in moved]
+        remove_empty_dirs(config.root, {*journal.created_dirs(), *parents_of(placed_by_shim)})
         result.envs = remove_shims(config)
     if not result.problems:
         shutil.rmtree(config.state)  # the tree is as it was before the first migration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -168,3 +169,27 @@ def test_kill_9_mid_migration_then_rerun_completes(tmp_path: Path) -> None:
     file_hashes = sorted(v for v in before.values() if v != "dir")
     assert file_hashes == sorted(v for v in after.values() if v != "dir")  # nothing lost or doubled
     assert run_outfs("verify", cwd=project).returncode == 0
+
+
+def test_rollback_also_returns_files_the_shim_placed_by_rule(example: Path) -> None:
+    """A new checkpoint the shim placed under runs/ goes back to its old path, and the run
+    directory made for it goes too."""
+    from outfs.shim.table import append_added
+
+    out = example / "out"
+    before = tree_digest(out)
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    placed = out / "runs" / "20261204_150000_newrun" / "train.safetensors"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"new checkpoint")
+    item = {
+        "legacy": "train_newrun.safetensors",
+        "target": placed.relative_to(out).as_posix(),
+        "kind": "file",
+    }
+    append_added(str(out / ".outfs"), "host", 1234, item)
+
+    run_outfs("rollback", cwd=example, check=True)
+    after = tree_digest(out)
+    assert after.pop("train_newrun.safetensors") == hashlib.sha256(b"new checkpoint").hexdigest()
+    assert after == before
