@@ -87,7 +87,7 @@ def make_venv(path: Path, *, system_site: bool, with_outfs: bool) -> ShimVenv:
         src = path / "outfs-src"
         src.mkdir()
         (src / "outfs").symlink_to(REPO / "outfs")
-        (site / "outfs_src.pth").write_text(f"{src}\n")
+        (site / "_outfs_src.pth").write_text(f"{src}\n")
     return ShimVenv(path, python, site)
 
 

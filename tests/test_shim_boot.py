@@ -133,7 +133,7 @@ def test_broken_table_warns_once_and_lets_calls_through(
 
 def test_broken_registry_warns_once(venv: ShimVenv, proj: Project) -> None:
     install.install(venv.path, proj.root, proj.state)
-    (venv.site / "outfs_shim.json").write_text('{"migrations": [')
+    (venv.site / "outfs_shim.json").write_text('{"migrations": [{"root": "/x", ')
     proc = venv.run("print(open(__file__).read()[:6])", proj.dir)
     assert proc.returncode == 0
     assert proc.stdout == "print(\n"
@@ -191,7 +191,26 @@ def test_install_refuses_an_env_without_outfs(tmp_path: Path, proj: Project) -> 
 def test_pth_is_silent_once_outfs_is_uninstalled(tmp_path: Path, proj: Project) -> None:
     env = make_venv(tmp_path / "env", system_site=False, with_outfs=True)
     install.install(env.path, proj.root, proj.state)
-    (env.site / "outfs_src.pth").unlink()  # `pip uninstall outfs`
+    (env.site / "_outfs_src.pth").unlink()  # `pip uninstall outfs`
     proc = env.run("print('job ran')", tmp_path)
     assert proc.returncode == 0 and proc.stdout == "job ran\n" and proc.stderr == ""
     assert install.site_packages(env.path) == env.site
+
+
+def test_startup_imports_only_the_shim(tmp_path: Path, proj: Project) -> None:
+    """Budgets (dormant +1 ms, active +5 ms) hold only if start-up imports nothing heavy:
+    no json (it pulls in re), no typing, no wrapt. See benchmarks/bench_startup.py."""
+    lean = make_venv(tmp_path / "lean", system_site=False, with_outfs=True)
+    code = "import sys; print(' '.join(sorted(sys.modules)))"
+    baseline = set(lean.run(code, tmp_path).stdout.split())
+    install.install(lean.path, proj.root, proj.state)
+    (lean.site / "outfs_shim.json").write_text('{"migrations": []}\n')
+    dormant = set(lean.run(code, proj.dir).stdout.split())
+    assert dormant == baseline
+    install.install(lean.path, proj.root, proj.state)
+    migrate(proj)
+    active = set(lean.run(code, proj.dir).stdout.split())
+    shim = {"outfs", "outfs.shim", "outfs.shim.paths", "outfs.shim.patches", "outfs.shim.hooks"}
+    assert shim <= active
+    extra = sorted(active - baseline - shim - {"_json", "__future__"})
+    assert not extra, f"imported at every job start-up (outfs/__init__.py?): {extra}"

@@ -19,10 +19,20 @@ from outfs.errors import OutfsError
 from outfs.shim import REGISTRY
 
 PTH = "outfs_shim.pth"
-# A .pth line runs only if it starts with "import"; the try keeps an environment whose outfs
-# was uninstalled later starting silently.
+# A .pth line runs only if it starts with "import". Its code imports outfs only when the
+# registry names a root (dormant costs one small read), and its try keeps an environment
+# whose outfs was uninstalled later starting silently.
 PTH_LINE = "import sys; exec({code!r})\n"
-PTH_CODE = "try:\n from outfs.shim import boot\n boot({sitedir!r})\nexcept Exception:\n pass\n"
+PTH_CODE = (
+    "try:\n"
+    " with open({registry!r}, 'rb') as _outfs_f:\n"
+    "  _outfs_on = b'\"root\"' in _outfs_f.read()\n"
+    " if _outfs_on:\n"
+    "  from outfs.shim import boot\n"
+    "  boot({sitedir!r})\n"
+    "except Exception:\n"
+    " pass\n"
+)
 
 
 class ShimError(OutfsError):
@@ -58,7 +68,8 @@ def install(env: Path, root: Path, state: Path) -> Path:
     # registry (nothing runs) rather than a registry-less .pth (a warning).
     _write(sp / REGISTRY, json.dumps({"migrations": entries}, indent=1) + "\n")
     pth = sp / PTH
-    _write(pth, PTH_LINE.format(code=PTH_CODE.format(sitedir=str(sp))))
+    code = PTH_CODE.format(registry=str(sp / REGISTRY), sitedir=str(sp))
+    _write(pth, PTH_LINE.format(code=code))
     return pth
 
 

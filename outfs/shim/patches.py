@@ -88,12 +88,7 @@ def outside(value: object) -> bool:
         except TypeError:
             return True  # a file object, not a path
     p: str = value  # type: ignore[assignment]
-    return (
-        not p.startswith(PREFIXES)
-        and ".." not in p
-        and "//" not in p
-        and (not REL_ALL or p[:1] == "/")
-    )
+    return not p.startswith(PREFIXES) and ".." not in p and (not REL_ALL or p[:1] == "/")
 
 
 def rewrite(args_spec: tuple[Arg, ...], args: tuple, kwargs: dict) -> tuple[tuple, dict]:  # type: ignore[type-arg]
@@ -146,17 +141,19 @@ def _call(orig, name: str | None, args: tuple, kwargs: dict):  # type: ignore[no
 
 def _fast_wrapper(orig, args_spec: tuple[Arg, ...], virtual: str | None):  # type: ignore[no-untyped-def]
     """For the common shape (one path, first argument): a str outside every root costs
-    one type check, one startswith and two substring tests before the real call."""
+    one type check, one startswith and one substring test before the real call. (A path
+    that reaches a root only through `//` or `/./` before the root's end is not resolved.)"""
 
     def wrapper(p=_NOARG, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         if (
             type(p) is str
             and not p.startswith(PREFIXES)
             and ".." not in p
-            and "//" not in p
             and (not REL_ALL or p[:1] == "/")
         ):
-            return orig(p, *args, **kwargs)
+            if args or kwargs:
+                return orig(p, *args, **kwargs)
+            return orig(p)  # no argument tuple to build: the common os.stat(path)
         if p is not _NOARG:
             args = (p, *args)
         args, kwargs = rewrite(args_spec, args, kwargs)

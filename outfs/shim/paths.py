@@ -8,7 +8,7 @@ import _thread
 import os
 import time
 
-from outfs.shim import usage, warn
+from outfs.shim import warn
 
 READ, CREATE, MKDIR = "r", "w", "d"  # how a call uses a path: see patches.SPECS
 RECHECK_SECONDS = 1.0  # how often a running job looks for a newer table
@@ -73,7 +73,7 @@ class Migration:
             # Not moved yet (migrate in progress) or moved back (rollback): the old path holds.
             if not os.path.lexists(new) and os.path.lexists(f"{self.root}/{rel}"):
                 return None
-            usage.hit(self.state, legacy)
+            _usage().hit(self.state, legacy)
             return new
         if kind != READ and t.rule_specs:
             return self._place_new(t, rel, kind)
@@ -97,6 +97,7 @@ class Migration:
         t.add(rel, mapping.target, entry_kind)
         from outfs.shim import table
 
+        usage = _usage()
         host, pid = usage.identity()
         item = {"legacy": rel, "target": mapping.target, "kind": entry_kind}
         try:
@@ -105,6 +106,13 @@ class Migration:
             warn("added", f"cannot record the alias {rel} -> {mapping.target}: {exc}")
         usage.hit(self.state, rel)
         return new
+
+
+def _usage():  # type: ignore[no-untyped-def]
+    """The usage recorder, imported on the first hit rather than at start-up."""
+    from outfs.shim import usage
+
+    return usage
 
 
 MIGRATIONS: list[Migration] = []
@@ -126,9 +134,9 @@ def set_cwd(cwd: str) -> None:
 def fast_prefixes() -> tuple[tuple[str, ...], bool]:
     """(prefixes, rel_all) for the fast test the wrappers run before anything else.
 
-    A str path that starts with none of `prefixes` and holds no `..` or `//` is outside every
-    root. `rel_all` is True when the working directory lies inside a root: then every
-    relative path is under it.
+    A str path that starts with none of `prefixes` and holds no `..` is outside every root.
+    `rel_all` is True when the working directory lies inside a root: then every relative
+    path is under it.
     """
     prefixes: list[str] = []
     rel_all = False
