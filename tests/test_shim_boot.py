@@ -140,7 +140,10 @@ def test_broken_registry_warns_once(venv: ShimVenv, proj: Project) -> None:
     assert proc.stderr.count("outfs: ") == 1 and "outfs_shim.json" in proc.stderr
 
 
-def test_dormant_and_removed_leave_no_trace(venv: ShimVenv, proj: Project) -> None:
+def test_dormant_and_removed_leave_no_trace(tmp_path: Path, proj: Project) -> None:
+    # Its own venv without system site-packages: a shim installed into the system
+    # interpreter (by anything else on this machine) must not blur what remove() leaves.
+    venv = make_venv(tmp_path / "own", system_site=False, with_outfs=True)
     code = f"import builtins, sys; print(builtins.open is open and {OUTFS_MODULES})"
     install.install(venv.path, proj.root, proj.state)
     migrate(proj)
@@ -214,3 +217,26 @@ def test_startup_imports_only_the_shim(tmp_path: Path, proj: Project) -> None:
     assert shim <= active
     extra = sorted(active - baseline - shim - {"_json", "__future__"})
     assert not extra, f"imported at every job start-up (outfs/__init__.py?): {extra}"
+
+
+def test_registries_of_two_site_dirs_both_count(
+    tmp_path: Path, venv: ShimVenv, proj: Project
+) -> None:
+    """A venv with system site-packages may hold a registry in each site directory."""
+    install.install(venv.path, proj.root, proj.state)
+    migrate(proj)
+    other = make_project(tmp_path / "other")
+    migrate(other)
+    second = tmp_path / "second-site"
+    second.mkdir()
+    entry = {"root": str(other.root), "state": str(other.state)}
+    (second / "outfs_shim.json").write_text(json.dumps({"migrations": [entry]}))
+    code = f"""
+import outfs.shim
+outfs.shim.boot({str(second)!r})  # what the second directory's .pth does
+report({{
+    "first": open("out/weights.bin", "rb").read(2).hex(),
+    "second": open({str(other.root)!r} + "/weights.bin", "rb").read(2).hex(),
+}})
+"""
+    assert venv.run_json(code, proj.dir) == {"first": "0001", "second": "0001"}

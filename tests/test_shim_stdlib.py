@@ -293,3 +293,43 @@ def test_relative_paths_follow_chdir(venv: ShimVenv, proj: Project) -> None:
     assert got["inside_root"] == [proj.hashes["v_hack_a.safetensors"], ["deep.txt"]]
     assert got["into_moved_dir"] == ["poolA", proj.hashes["probe_distill/poolA/s0.jsonl"]]
     assert got["back_up"][1] == proj.hashes["weights.bin"]
+
+
+SYMLINKED = """
+import sys
+real = sys.argv[1]
+def from_inside():
+    os.chdir("out")  # the kernel reports the real directory from now on
+    return sha(open("v_hack_a.safetensors", "rb").read())
+report({
+    "relative": lambda: sha(open("out/v_hack_a.safetensors", "rb").read()),
+    "via_link": lambda: sha(open(os.path.abspath("out/v_hack_a.safetensors"), "rb").read()),
+    "real": lambda: sha(open(real + "/v_hack_a.safetensors", "rb").read()),
+    "listing": lambda: sorted(os.listdir(real + "/probe_distill/poolA")),
+    "inside": from_inside,
+})
+"""
+
+
+def test_symlinked_root(tmp_path: Path, venv: ShimVenv) -> None:
+    """out/ is often a symlink to a big disk: jobs may spell it either way."""
+    project = make_project(tmp_path)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    real = disk / "out"
+    project.root.rename(real)
+    project.root.symlink_to(real)
+    install.install(venv.path, project.root, project.state)
+    try:
+        migrate(project)
+        got = venv.run_json(SYMLINKED, project.dir, str(real))
+    finally:
+        install.remove(venv.path, project.root)
+    a = project.hashes["v_hack_a.safetensors"]
+    assert got == {
+        "relative": a,
+        "via_link": a,
+        "real": a,
+        "listing": ["s0.jsonl", "s1.jsonl", "sub"],
+        "inside": a,
+    }

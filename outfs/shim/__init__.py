@@ -13,7 +13,8 @@ import sys
 
 REGISTRY = "outfs_shim.json"
 
-_booted = False
+_booted: set[str] = set()  # site directories whose registry is read
+_suspended = False
 _warned: set[str] = set()
 
 
@@ -30,29 +31,35 @@ def warn(key: str, message: str) -> None:
 
 def boot(sitedir: str | None = None) -> None:
     """Activate the shim for the migrations registered in `sitedir` (default: every
-    site-packages directory of this interpreter). Idempotent; never raises."""
-    global _booted
-    if _booted:
-        return  # .pth lines run twice in a venv (CPython issue 75723); sitecustomize too
-    _booted = True
+    site-packages directory of this interpreter). Idempotent; never raises.
+
+    A venv with system site-packages may hold a registry in both directories, each with its
+    own `.pth`: every directory is read once, and its migrations join the active ones.
+    """
     try:
-        migrations = registered(sitedir)
+        dirs = [sitedir] if sitedir is not None else _site_dirs()
+        fresh = [d for d in dirs if d not in _booted]
+        if _suspended or not fresh:
+            return  # .pth lines run twice in a venv (CPython issue 75723); sitecustomize too
+        _booted.update(fresh)
+        migrations = registered(fresh)
         if migrations:
             _activate(migrations)
     except Exception as exc:
         warn("boot", f"shim not loaded ({type(exc).__name__}: {exc}); old paths are not resolved")
 
 
-def registered(sitedir: str | None = None) -> list[tuple[str, str]]:
-    """(root, state) of every migration registered in the registry files found."""
-    if sitedir is not None:
-        dirs = [sitedir]
-    else:
-        import site
+def _site_dirs() -> list[str]:
+    import site
 
-        dirs = list(site.getsitepackages())
-        if site.ENABLE_USER_SITE:
-            dirs.append(site.getusersitepackages())
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return dirs
+
+
+def registered(dirs: list[str]) -> list[tuple[str, str]]:
+    """(root, state) of every migration registered in these directories' registries."""
     found: dict[str, str] = {}
     for directory in dirs:
         for item in _read_registry(os.path.join(directory, REGISTRY)):
@@ -100,7 +107,7 @@ def _activate(migrations: list[tuple[str, str]]) -> None:
     from outfs.shim import hooks, patches, paths
 
     paths.activate([paths.Migration(root, state) for root, state in migrations])
-    patches.install()
+    patches.install()  # patches once; later calls only refresh the fast-path prefixes
     hooks.install()
 
 
@@ -113,8 +120,8 @@ def active() -> bool:
 def suspend() -> None:
     """Undo the patches in this process: the outfs CLI calls it so that it sees the real
     layout even when it runs in an environment with the shim installed."""
-    global _booted
-    _booted = True  # a later boot() must not patch again
+    global _suspended
+    _suspended = True  # a later boot() must not patch again
     if "outfs.shim.patches" in sys.modules:
         from outfs.shim import hooks, patches, paths
 

@@ -62,8 +62,11 @@ def install(env: Path, root: Path, state: Path) -> Path:
     _check_importable(env)
     sp = site_packages(env)
     entries = _read(sp)
-    entry = {"root": str(Path(root).resolve()), "state": str(Path(state).resolve())}
-    entries = [e for e in entries if e.get("root") != entry["root"]] + [entry]
+    # The root as the user spells it, not resolved: when out/ is a symlink to a big disk, jobs
+    # say "out/..." from the project, and the shim derives that prefix from this spelling
+    # (it adds the resolved one itself).
+    entry = {"root": os.path.abspath(root), "state": os.path.abspath(state)}
+    entries = [e for e in entries if not _same_root(e, entry["root"])] + [entry]
     # The registry first: a process starting between the two writes finds a .pth-less
     # registry (nothing runs) rather than a registry-less .pth (a warning).
     _write(sp / REGISTRY, json.dumps({"migrations": entries}, indent=1) + "\n")
@@ -84,8 +87,7 @@ def remove(env: Path, root: Path | None = None) -> list[Path]:
     except ShimError:
         entries = []  # an unreadable registry serves nobody: both files go
     if root is not None:
-        gone = str(Path(root).resolve())
-        entries = [e for e in entries if e.get("root") != gone]
+        entries = [e for e in entries if not _same_root(e, os.path.abspath(root))]
     else:
         entries = []
     if entries:
@@ -107,6 +109,11 @@ def installed(env: Path) -> list[dict[str, str]]:
     if not (sp / PTH).exists():
         return []
     return _read(sp)
+
+
+def _same_root(entry: dict[str, str], root: str) -> bool:
+    theirs = str(entry.get("root"))
+    return theirs == root or os.path.realpath(theirs) == os.path.realpath(root)
 
 
 def _read(sp: Path) -> list[dict[str, str]]:

@@ -199,7 +199,8 @@ def make_wrapper(orig, spec: Spec):  # type: ignore[no-untyped-def]
 
 
 def install() -> None:
-    """Patch every STDLIB entry (once: a second call finds the wrappers in place)."""
+    """Patch every STDLIB entry (once: a second call finds the wrappers in place, and only
+    refreshes the fast-path prefixes for migrations added since)."""
     global PREFIXES, REL_ALL
     PREFIXES, REL_ALL = paths.fast_prefixes()
     for spec in STDLIB:

@@ -120,8 +120,10 @@ _cwd = ""
 
 
 def activate(migrations: list[Migration]) -> None:
+    """Add migrations to the active ones (a root registered twice counts once)."""
     global _cwd
-    MIGRATIONS[:] = migrations
+    known = {m.root for m in MIGRATIONS}
+    MIGRATIONS.extend(m for m in migrations if m.root not in known)
     _cwd = os.getcwd()
 
 
