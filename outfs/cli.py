@@ -389,3 +389,44 @@ def rewrite(ctx: click.Context, paths: tuple[str, ...], write: bool, **_: Any) -
     for rw in rewrites:
         click.echo(rw.diff(config.project), nl=False)
     err.print(f"{count} old paths in {len(rewrites)} files; `outfs rewrite --write` applies this")
+
+
+# --------------------------------------------------------------------------- watch
+
+
+@main.command()
+@_location_options
+@click.option(
+    "--settle",
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a new file must be closed and quiet before it moves.",
+)
+@click.pass_context
+def watch(ctx: click.Context, settle: float, **_: Any) -> None:
+    """Relocate files that processes without the shim write at old paths (until Ctrl-C)."""
+    import signal
+    import threading
+
+    from .watch import watch as run_watch
+
+    config = _config(ctx)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"watching {config.root_shown}/ for new files at old paths (Ctrl-C stops)")
+
+    def moved(move: Any) -> None:
+        out.print(f"{config.shown(move.source)} -> {config.shown(move.target)}")
+        out.file.flush()  # a log follows the watcher live, also through a pipe
+
+    run_watch(
+        config,
+        settle=settle,
+        on_move=moved,
+        on_skip=lambda s: err.print(
+            f"[yellow]left in place:[/] {s.describe(config)}", soft_wrap=True
+        ),
+        stop=stop,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -241,3 +242,24 @@ def test_rollback_while_watching_restores_the_tree_and_is_not_undone(example: Pa
 def test_watch_refuses_a_root_never_migrated(example: Path) -> None:
     with pytest.raises(OutfsError, match="migrate --now"):
         watch(load_config(example), stop=threading.Event())
+
+
+def test_cli_prints_each_relocation_and_stops_on_ctrl_c(migrated: Path) -> None:
+    proc = subprocess.Popen(
+        ["outfs", "watch", "--settle", str(SETTLE)],
+        cwd=migrated,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None and "watching out/" in proc.stderr.readline()
+        sh("printf cli > out/v_hack_cli.safetensors", migrated)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "out/v_hack_cli.safetensors -> out/vhack/v_hack_cli.safetensors"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+    assert (migrated / "out" / "vhack" / "v_hack_cli.safetensors").read_text() == "cli"
