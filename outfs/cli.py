@@ -68,6 +68,10 @@ class _Group(click.Group):
         except OutfsError as exc:
             err.print(f"[bold red]outfs:[/] {exc}", soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # permissions, a full disk: the machine's word, not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]outfs:[/] {where}{exc.strerror or exc}", soft_wrap=True)
+            ctx.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
