@@ -126,3 +126,51 @@ def test_read_table_merges_added_aliases(venv: ShimVenv, proj: Project) -> None:
     assert len(by_legacy) == len(aliases) == 7
     assert by_legacy["v_hack_c.safetensors"] == "vhack/v_hack_c.safetensors"
     assert by_legacy["train_run7.safetensors"] == "runs/20240101_120000_run7/train.safetensors"
+
+
+RUNNING = """
+import json, os, sys, time
+ready, gate = sys.argv[1], sys.argv[2]
+first = open("out/weights.bin", "rb").read(2).hex()  # before the migration: the real file
+open(ready, "w").close()
+while not os.path.exists(gate):
+    time.sleep(0.05)
+print(json.dumps({
+    "first": first,
+    "moved": open("out/weights.bin", "rb").read(2).hex(),
+    "pool": sorted(os.listdir("out/probe_distill/poolA")),
+    "placed_by_other": open("out/v_hack_c.safetensors", "rb").read().decode(),
+}))
+"""
+
+
+def test_running_job_follows_a_migration_and_other_jobs(tmp_path: Path, venv: ShimVenv) -> None:
+    """Installed, then migrated while a job runs; another job places a new file meanwhile."""
+    project = make_project(tmp_path)
+    install.install(venv.path, project.root, project.state)
+    ready, gate = tmp_path / "ready", tmp_path / "gate"
+    script = tmp_path / "running.py"
+    script.write_text(RUNNING)
+    job = subprocess.Popen(
+        [str(venv.python), str(script), str(ready), str(gate)],
+        cwd=project.dir, env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        migrate(project)
+        venv.run_json('open("out/v_hack_c.safetensors", "w").write("c"); report({})', project.dir)
+        time.sleep(1.2)  # a running job looks for a newer table at most once a second
+        gate.touch()
+        out, err = job.communicate(timeout=60)
+    finally:
+        install.remove(venv.path, project.root)
+    assert job.returncode == 0, err
+    assert json.loads(out) == {
+        "first": "0001",
+        "moved": "0001",
+        "pool": ["s0.jsonl", "s1.jsonl", "sub"],
+        "placed_by_other": "c",
+    }
+    assert err.count("outfs: ") == 1  # the table did not exist yet at its first old path

@@ -27,7 +27,7 @@ class Migration:
         self.spellings = (self.root,) if real == self.root else (self.root, real)
         self.state = state
         self._table = None  # an outfs.shim.table.AliasTable once loaded
-        self._sig: tuple[object, ...] | None = None
+        self._sig: object = ()  # aliases.json's signature when last read; () = never
         self._checked = -1e9
 
     def relative(self, path: str) -> str | None:
@@ -52,7 +52,9 @@ class Migration:
         from outfs.shim import table
 
         sig = table.signature(self.state)
-        if sig == self._sig:
+        if sig == self._sig:  # unchanged (a broken table is not read again until it changes)
+            if self._table is not None:
+                self._table.absorb_added(self.state)  # new files other processes placed
             return
         try:
             self._table = table.load_table(self.state)

@@ -26,58 +26,64 @@ def read_table(state: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict
     whose legacy path is not already aliased. Raises TableError when `aliases.json` cannot be
     used; a torn line in an `added` file (a killed writer) is skipped.
     """
-    path = os.path.join(state, TABLE_FILE)
-    try:
-        with open(path, "rb") as fh:
-            header = json.loads(fh.read())
-        items = header.pop("aliases")
-        seen = {item["legacy"] for item in items}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise TableError(f"{path}: {exc}") from None
-    for item in _read_added(os.path.join(state, ADDED_DIR)):
+    header, items = _read_aliases_json(os.fspath(state))
+    seen = {item["legacy"] for item in items}
+    for item in read_added(os.fspath(state), {}):
         if item["legacy"] not in seen:
             seen.add(item["legacy"])
             items.append(item)
     return header, items
 
 
-def _read_added(directory: str) -> list[dict[str, str]]:
+def _read_aliases_json(state: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    path = os.path.join(state, TABLE_FILE)
+    try:
+        with open(path, "rb") as fh:
+            header = json.loads(fh.read())
+        items = header.pop("aliases")
+        if not all(item["legacy"] and item["target"] for item in items):
+            raise ValueError("an alias without legacy or target")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TableError(f"{path}: {exc}") from None
+    return header, items
+
+
+def read_added(state: str, offsets: dict[str, int]) -> list[dict[str, str]]:
+    """Items appended to `added/*.jsonl` past `offsets` (file name → bytes read), which is
+    updated: a running job reads only what other processes appended since its last look."""
+    directory = os.path.join(state, ADDED_DIR)
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(".jsonl"))
     except OSError:
         return []
     items: list[dict[str, str]] = []
     for name in names:
+        start = offsets.get(name, 0)
         try:
             with open(os.path.join(directory, name), "rb") as fh:
-                lines = fh.read().splitlines()
+                fh.seek(start)
+                data = fh.read()
         except OSError:
             continue
-        for line in lines:
+        end = data.rfind(b"\n") + 1  # whole lines only: the writer may be mid-line
+        offsets[name] = start + end
+        for line in data[:end].splitlines():
             try:
                 item = json.loads(line)
-                if isinstance(item, dict) and item.get("legacy") and item.get("target"):
-                    items.append(item)
             except ValueError:
-                continue  # torn last line of a killed process
+                continue  # a torn line of a killed process, then its next one
+            if isinstance(item, dict) and item.get("legacy") and item.get("target"):
+                items.append(item)
     return items
 
 
-def signature(state: str) -> tuple[object, ...]:
-    """What changes when the table does: checked at most once a second by a running job."""
-    sig: list[object] = []
+def signature(state: str) -> tuple[int, int, int] | None:
+    """What changes when `aliases.json` is rewritten (checked at most once a second)."""
     try:
         st = os.stat(os.path.join(state, TABLE_FILE))
-        sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
     except OSError:
-        sig.append(None)
-    added = os.path.join(state, ADDED_DIR)
-    try:
-        with os.scandir(added) as it:
-            sig.extend(sorted((e.name, e.stat().st_size) for e in it))
-    except OSError:
-        pass
-    return tuple(sig)
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class AliasTable:
@@ -87,6 +93,7 @@ class AliasTable:
         self.aliases: dict[str, tuple[str, str]] = {
             i["legacy"].strip("/"): (i["target"].strip("/"), i.get("kind", "file")) for i in items
         }
+        self.offsets: dict[str, int] = {}  # how far each added/*.jsonl has been read
         self.rule_specs: list[dict[str, Any]] = list(header.get("rules") or [])
         self.keep: list[str] = list(header.get("keep") or [])
         self.project: str = str(header.get("project") or "..")
@@ -147,8 +154,18 @@ class AliasTable:
         return any(p.match(x) is not None for p in self._keep for x in prefixes)
 
 
+    def absorb_added(self, state: str) -> None:
+        """Take in what processes appended to `added/` since the last look."""
+        for item in read_added(state, self.offsets):
+            legacy = item["legacy"].strip("/")
+            if legacy not in self.aliases:
+                self.add(legacy, item["target"].strip("/"), item.get("kind", "file"))
+
+
 def load_table(state: str) -> AliasTable:
-    return AliasTable(*read_table(state))
+    table = AliasTable(*_read_aliases_json(state))
+    table.absorb_added(state)
+    return table
 
 
 def append_added(state: str, host: str, pid: int, item: dict[str, str]) -> None:
