@@ -211,3 +211,35 @@ def test_torch_in_one_process(tmp_path: Path, venv: ShimVenv) -> None:
     assert got["st_save"] == [1.0, 1.0, 1.0]
     assert (project.root / "vhack/v_hack_t.safetensors").is_file()
     assert not (project.root / "ckpt_e2.pt").exists()
+
+
+SQLITE = """
+import sqlite3
+def fresh():
+    db = sqlite3.connect("out/fresh.bin")  # a new file at an old path: rule {name}.bin
+    db.execute("create table t (n)")
+    db.commit()
+    return sqlite3.connect("out/fresh.bin").execute("select count(*) from t").fetchone()[0]
+report({
+    "read": lambda: sqlite3.connect("out/runs.db").execute("select n from t").fetchall(),
+    "fresh": fresh,
+})
+"""
+
+
+def test_sqlite(tmp_path: Path, venv: ShimVenv) -> None:
+    import sqlite3
+
+    project = make_project(tmp_path)
+    with sqlite3.connect(project.root / "runs.db") as db:
+        db.execute("create table t (n)")
+        db.executemany("insert into t values (?)", [(1,), (2,)])
+    install.install(venv.path, project.root, project.state)
+    try:
+        migrate(project, {"runs.db": ("dbs/runs.db", "file")})
+        got = venv.run_json(SQLITE, project.dir)
+    finally:
+        install.remove(venv.path, project.root)
+    assert got == {"read": [[1], [2]], "fresh": 0}
+    assert (project.root / "bins/fresh.bin").is_file()
+    assert not (project.root / "runs.db").exists() and not (project.root / "fresh.bin").exists()

@@ -64,6 +64,9 @@ THIRD_PARTY: tuple[Spec, ...] = (
     ("torch", "load", _one(READ, "f")),
     ("torch", "save", ((1, "f", CREATE),)),
     ("torch", "from_file", _one(READ, "filename")),
+    # C: SQLite opens (and creates) the database file itself.
+    ("sqlite3", "connect", _one(CREATE, "database")),
+    ("sqlite3.dbapi2", "connect", _one(CREATE, "database")),
 )
 
 # Calls that answer for an old directory that is gone because all it held moved (virtual.py).
