@@ -7,8 +7,6 @@ through lazy attributes (`outfs.load_config`, `outfs.make_plan`, `outfs.migrate_
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
 _API = {
@@ -24,7 +22,7 @@ _API = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # no `typing` import: this runs at start-up
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'outfs' has no attribute {name!r}")
