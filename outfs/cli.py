@@ -419,7 +419,14 @@ def watch(ctx: click.Context, settle: float, **_: Any) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    err.print(f"watching {config.root_shown}/ for new files at old paths (Ctrl-C stops)")
+    ready = threading.Event()
+
+    def announce() -> None:  # once inotify watches: a file written earlier goes unseen
+        ready.wait()
+        err.print(f"watching {config.root_shown}/ for new files at old paths (Ctrl-C stops)")
+        err.file.flush()
+
+    threading.Thread(target=announce, daemon=True).start()
 
     def moved(move: Any) -> None:
         out.print(f"{config.shown(move.source)} -> {config.shown(move.target)}")
@@ -433,4 +440,5 @@ def watch(ctx: click.Context, settle: float, **_: Any) -> None:
             f"[yellow]left in place:[/] {s.describe(config)}", soft_wrap=True
         ),
         stop=stop,
+        ready=ready,
     )

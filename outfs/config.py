@@ -69,7 +69,14 @@ def find_config(start: Path) -> tuple[Path, dict[str, Any], str]:
 
 
 def load_config(directory: Path | str = ".", config_file: Path | str | None = None) -> Config:
-    """Load the configuration for `directory` (searching upward) or from `config_file`."""
+    """Load the configuration for `directory` (searching upward) or from `config_file`.
+
+    Every outfs operation starts here, so this is where the shim steps aside in this
+    process: outfs itself must see the real layout, not old paths resolved to new ones.
+    """
+    from .shim import suspend
+
+    suspend()
     if config_file is not None:
         file = Path(config_file).resolve()
         if not file.is_file():

@@ -52,9 +52,11 @@ def migrate_now(config: Config, progress: Progress | None = None) -> MigrateResu
         result = MigrateResult(plan, resumed=resumed)
         if not plan.moves:
             return result
-        result.envs = install_shims(config)
+        # The table first: a job starting before the moves finds a target missing and uses
+        # the old path, whereas a shim without its table would warn.
         table.add_moves(plan.moves)
         table.save()
+        result.envs = install_shims(config)
         journal.begin(plan.moves, dirs_to_create(config.root, plan.moves))
         result.moved = _run_moves(config, journal, plan.moves, progress)
         return result

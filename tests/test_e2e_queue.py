@@ -173,6 +173,16 @@ def test_queued_jobs_keep_working_through_migrate_now(project: Path, tmp_path: P
         proc = run_outfs("migrate", "--now", cwd=project, check=True, env=queue.env)
         assert "shim installed" in proc.stdout
         assert not (out / "v_hack_l18.safetensors").exists()
+        # outfs itself, run from the job venv where the shim is now active, sees the real
+        # layout (an old path that resolved would look like a stray copy to verify).
+        verify = subprocess.run(
+            [str(venv_bin / "python"), "-m", "outfs", "verify"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
         used = json.loads(
             run_outfs("aliases", "--used", "--json", cwd=project, check=True, env=queue.env).stdout
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 from helpers import run_outfs, tree_digest
@@ -244,6 +246,14 @@ def test_watch_refuses_a_root_never_migrated(example: Path) -> None:
         watch(load_config(example), stop=threading.Event())
 
 
+def read_line(stream: IO[str] | None, timeout: float = 20.0) -> str:
+    """The next line of a child's output, failing (not hanging) when none comes."""
+    assert stream is not None
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, f"no output within {timeout} s"
+    return stream.readline()
+
+
 def test_cli_prints_each_relocation_and_stops_on_ctrl_c(migrated: Path) -> None:
     proc = subprocess.Popen(
         ["outfs", "watch", "--settle", str(SETTLE)],
@@ -253,10 +263,9 @@ def test_cli_prints_each_relocation_and_stops_on_ctrl_c(migrated: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        assert proc.stderr is not None and "watching out/" in proc.stderr.readline()
+        assert "watching out/" in read_line(proc.stderr)
         sh("printf cli > out/v_hack_cli.safetensors", migrated)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = read_line(proc.stdout)
         assert line.strip() == "out/v_hack_cli.safetensors -> out/vhack/v_hack_cli.safetensors"
     finally:
         proc.send_signal(signal.SIGINT)
