@@ -267,40 +267,19 @@ def finish(ctx: click.Context, wait: bool, force: bool, **_: Any) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, **_: Any) -> None:
     """Phase, environments with the shim, live processes, queue references."""
-    from .journal import Journal
-    from .migrate import shim_envs
-    from .usage import usage_report
+    from .status import status as read_status
 
-    config = _config(ctx)
-    envs = shim_envs(config)
-    pending = Journal.load(config.state).pending()
-    report = usage_report(config)
-    warn(report.warnings)
-    if pending:
-        phase = "interrupted (run `outfs migrate --now` to finish it)"
-    elif envs:
-        phase = "active"
-    elif report.uses:
-        phase = "finished"
-    else:
-        phase = "not migrated"
-    data = {
-        "phase": phase.split(" ")[0],
-        "aliases": len(report.uses),
-        "envs": envs,
-        "live_processes": report.live_pids,
-        "queue_references": sorted(
-            {r for u in report.uses for r in u.referenced_by if not r.startswith("pid:")}
-        ),
-        "deferred_moves": len(pending),
-    }
+    state = read_status(_config(ctx))
+    warn(state.warnings)
     if as_json:
-        print_json(data)
+        print_json(state.to_json())
         return
-    out.print(f"phase: [bold]{phase}[/]  ({data['aliases']} aliases)")
-    out.print(f"shim in: {', '.join(envs) or '-'}")
-    out.print(f"live processes using it: {', '.join(report.live_pids) or '-'}")
-    out.print(f"queued/running jobs naming old paths: {', '.join(data['queue_references']) or '-'}")
+    out.print(f"phase: [bold]{state.description}[/]  ({state.aliases} aliases)")
+    out.print(f"shim in: {', '.join(state.envs) or '-'}")
+    out.print(f"live processes using it: {', '.join(state.live_processes) or '-'}")
+    out.print(f"queued/running jobs naming old paths: {', '.join(state.queue_references) or '-'}")
+    if state.deferred_moves:
+        out.print(f"moves still to do: {state.deferred_moves}")
 
 
 # --------------------------------------------------------------------------- shim

@@ -189,6 +189,10 @@ def test_queued_jobs_keep_working_through_migrate_now(project: Path, tmp_path: P
         refs = {a["legacy"]: a["referenced_by"] for a in used}
         assert f"tsp:{jobs['vhack']}" in refs["out/v_hack_l18.safetensors"]
         assert f"tsp:{jobs['pool']}" in refs["out/probe_distill/teacher_pool"]
+        state = json.loads(
+            run_outfs("status", "--json", cwd=project, check=True, env=queue.env).stdout
+        )
+        assert state["phase"] == "active" and f"tsp:{jobs['vhack']}" in state["queue_references"]
         refused = run_outfs("finish", cwd=project, env=queue.env)
         assert refused.returncode == 1 and "in use" in refused.stderr
 

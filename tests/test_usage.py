@@ -73,3 +73,14 @@ def test_unused_json_lists_every_alias_after_the_queue_drains(example: Path) -> 
         "referenced_by": [],
     }
     assert json.loads(run_outfs("aliases", "--used", "--json", cwd=example).stdout) == []
+
+
+def test_status_follows_the_phases(example: Path) -> None:
+    def phase() -> dict:
+        return json.loads(run_outfs("status", "--json", cwd=example, check=True).stdout)
+
+    assert phase()["phase"] == "not-migrated"
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    state = phase()
+    assert state["phase"] == "finished"  # envs = []: nothing needed a shim
+    assert state["aliases"] == 31 and state["deferred_moves"] == 0
