@@ -20,18 +20,29 @@ from outfs.shim import REGISTRY
 
 PTH = "outfs_shim.pth"
 # A .pth line runs only if it starts with "import". Its code imports outfs only when the
-# registry names a root (dormant costs one small read), and its try keeps an environment
-# whose outfs was uninstalled later starting silently.
+# registry names a root (dormant costs one small read). When outfs lives in a site directory
+# processed after this one (a venv's system site-packages: the venv's .pth files run first),
+# the import fails at this point of start-up, so the package is loaded from where `install`
+# found it. A failure says so once on stderr: silence would break jobs on old paths.
 PTH_LINE = "import sys; exec({code!r})\n"
 PTH_CODE = (
     "try:\n"
     " with open({registry!r}, 'rb') as _outfs_f:\n"
     "  _outfs_on = b'\"root\"' in _outfs_f.read()\n"
     " if _outfs_on:\n"
-    "  from outfs.shim import boot\n"
+    "  try:\n"
+    "   from outfs.shim import boot\n"
+    "  except ImportError:\n"
+    "   import importlib.util as _outfs_u\n"
+    "   _outfs_s = _outfs_u.spec_from_file_location('outfs', {init!r},"
+    " submodule_search_locations=[{package!r}])\n"
+    "   _outfs_m = _outfs_u.module_from_spec(_outfs_s)\n"
+    "   sys.modules['outfs'] = _outfs_m\n"
+    "   _outfs_s.loader.exec_module(_outfs_m)\n"
+    "   from outfs.shim import boot\n"
     "  boot({sitedir!r})\n"
-    "except Exception:\n"
-    " pass\n"
+    "except Exception as _outfs_e:\n"
+    " sys.stderr.write(f'outfs: shim not loaded ({{_outfs_e}}); old paths are not resolved\\n')\n"
 )
 
 
@@ -59,7 +70,7 @@ def install(env: Path, root: Path, state: Path) -> Path:
     Refuses when ENV's python cannot import outfs: its jobs could not load the shim.
     Safe to run again: a root is registered once.
     """
-    _check_importable(env)
+    package = _check_importable(env)
     sp = site_packages(env)
     entries = _read(sp)
     # The root as the user spells it, not resolved: when out/ is a symlink to a big disk, jobs
@@ -71,7 +82,12 @@ def install(env: Path, root: Path, state: Path) -> Path:
     # registry (nothing runs) rather than a registry-less .pth (a warning).
     _write(sp / REGISTRY, json.dumps({"migrations": entries}, indent=1) + "\n")
     pth = sp / PTH
-    code = PTH_CODE.format(registry=str(sp / REGISTRY), sitedir=str(sp))
+    code = PTH_CODE.format(
+        registry=str(sp / REGISTRY),
+        sitedir=str(sp),
+        package=package,
+        init=os.path.join(package, "__init__.py"),
+    )
     _write(pth, PTH_LINE.format(code=code))
     return pth
 
@@ -141,9 +157,10 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def _check_importable(env: Path) -> None:
+def _check_importable(env: Path) -> str:
+    """The `outfs` package directory ENV's python imports (refuses when there is none)."""
     try:
-        _run(env, "import outfs.shim")
+        return _run(env, "import outfs.shim; print(outfs.__path__[0])").strip()
     except ShimError as exc:
         raise ShimError(
             f"outfs is not importable from {python_of(env)}, so its jobs cannot load the "
