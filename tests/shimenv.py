@@ -10,6 +10,7 @@ subprocesses of that venv's python; tests assert what a user sees.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,3 +216,20 @@ def report(checks):
             out[name] = f"error: {type(exc).__name__}: {exc}"
     print(json.dumps(out, default=str))
 """
+
+
+@contextlib.contextmanager
+def shimmed_project(
+    base: Path,
+    venv: ShimVenv,
+    extra: dict[str, bytes] | None = None,
+    extra_moves: dict[str, tuple[str, str]] | None = None,
+) -> Iterator[Project]:
+    """A migrated project whose root the shim serves in `venv`, unregistered afterwards."""
+    project = make_project(base, extra=extra)
+    install.install(venv.path, project.root, project.state)
+    migrate(project, extra_moves)
+    try:
+        yield project
+    finally:
+        install.remove(venv.path, project.root)

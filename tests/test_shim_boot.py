@@ -18,17 +18,11 @@ from shimenv import (
     make_project,
     make_venv,
     migrate,
-    shim_venv,
 )
 
 from outfs.shim import install
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def venv() -> ShimVenv:
-    return shim_venv()
 
 
 @pytest.fixture

@@ -6,29 +6,14 @@ runs a job there that uses only the old paths. Jobs report what they saw as JSON
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shimenv import Project, ShimVenv, make_project, migrate, sha, shim_venv
+from shimenv import Project, ShimVenv, make_project, migrate, sha
 
 from outfs.shim import install
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def venv() -> ShimVenv:
-    return shim_venv()
-
-
-@pytest.fixture
-def proj(tmp_path: Path, venv: ShimVenv) -> Iterator[Project]:
-    project = make_project(tmp_path)
-    install.install(venv.path, project.root, project.state)
-    migrate(project)
-    yield project
-    install.remove(venv.path, project.root)
 
 
 READS = """

@@ -10,16 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shimenv import Project, ShimVenv, make_project, migrate, shim_venv
+from shimenv import Project, ShimVenv, make_project, migrate, shimmed_project
 
 from outfs.shim import install
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def venv() -> ShimVenv:
-    return shim_venv()
 
 
 def _numpy_files() -> dict[str, bytes]:
@@ -34,11 +29,9 @@ def _numpy_files() -> dict[str, bytes]:
 
 @pytest.fixture
 def proj(tmp_path: Path, venv: ShimVenv) -> Iterator[Project]:
-    project = make_project(tmp_path, extra=_numpy_files())
-    install.install(venv.path, project.root, project.state)
-    migrate(project, {"arr.npy": ("arrays/arr.npy", "file")})
-    yield project
-    install.remove(venv.path, project.root)
+    moves = {"arr.npy": ("arrays/arr.npy", "file")}
+    with shimmed_project(tmp_path, venv, _numpy_files(), moves) as project:
+        yield project
 
 
 NUMPY_FSSPEC = """

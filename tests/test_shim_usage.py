@@ -7,31 +7,16 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shimenv import Project, ShimVenv, job_env, make_project, migrate, shim_venv
+from shimenv import Project, ShimVenv, job_env, make_project, migrate
 
 from outfs.shim import install
 from outfs.shim.table import read_table
 from outfs.shim.usage import read_usage
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def venv() -> ShimVenv:
-    return shim_venv()
-
-
-@pytest.fixture
-def proj(tmp_path: Path, venv: ShimVenv) -> Iterator[Project]:
-    project = make_project(tmp_path)
-    install.install(venv.path, project.root, project.state)
-    migrate(project)
-    yield project
-    install.remove(venv.path, project.root)
 
 
 HITS = """
