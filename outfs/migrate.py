@@ -52,6 +52,7 @@ def migrate_now(config: Config, progress: Progress | None = None) -> MigrateResu
         result = MigrateResult(plan, resumed=resumed)
         if not plan.moves:
             return result
+        check_envs(config)  # refuse before writing anything if a job env cannot load the shim
         # The table first: a job starting before the moves finds a target missing and uses
         # the old path, whereas a shim without its table would warn.
         table.add_moves(plan.moves)
@@ -94,6 +95,14 @@ def _run_moves(
     remove_empty_dirs(config.root, parents_of(m.source for m in moves))
     journal.complete()
     return moved
+
+
+def check_envs(config: Config) -> None:
+    if config.envs:
+        from .shim import install as shim_install
+
+        for env in config.envs:
+            shim_install.check(env)
 
 
 def install_shims(config: Config) -> list[Path]:

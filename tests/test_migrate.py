@@ -196,3 +196,16 @@ def test_rollback_also_returns_files_the_shim_placed_by_rule(example: Path) -> N
     after = tree_digest(out)
     assert after.pop("train_newrun.safetensors") == hashlib.sha256(b"new checkpoint").hexdigest()
     assert after == before
+
+
+def test_a_job_env_without_outfs_is_refused_before_anything_changes(example: Path) -> None:
+    bare = example / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    pyproject = example / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("envs = []", 'envs = ["bare-venv"]'))
+    before = tree_digest(example / "out")
+    proc = run_outfs("migrate", "--now", cwd=example)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "bare-venv" in proc.stderr and "pip install" in proc.stderr
+    assert tree_digest(example / "out") == before
+    assert not (example / "out" / ".outfs" / "aliases.json").exists()

@@ -70,7 +70,7 @@ def install(env: Path, root: Path, state: Path) -> Path:
     Refuses when ENV's python cannot import outfs: its jobs could not load the shim.
     Safe to run again: a root is registered once.
     """
-    package = _check_importable(env)
+    package = check(env)
     sp = site_packages(env)
     entries = _read(sp)
     # The root as the user spells it, not resolved: when out/ is a symlink to a big disk, jobs
@@ -157,14 +157,16 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def _check_importable(env: Path) -> str:
-    """The `outfs` package directory ENV's python imports (refuses when there is none)."""
+def check(env: Path) -> str:
+    """The `outfs` package directory ENV's python imports; ShimError when there is none, so
+    `migrate --now` can refuse before it writes or moves anything."""
     try:
         return _run(env, "import outfs.shim; print(outfs.__path__[0])").strip()
     except ShimError as exc:
         raise ShimError(
             f"outfs is not importable from {python_of(env)}, so its jobs cannot load the "
-            f"shim; install outfs into {env} with {env}/bin/pip install {_source()}\n{exc}"
+            f"shim ({str(exc).strip().splitlines()[-1]}); install outfs into {env} with "
+            f"{env}/bin/pip install {_source()}"
         ) from None
 
 
