@@ -207,4 +207,6 @@ class _Checker:
         root = (project / text).resolve()
         if not root.is_relative_to(project.resolve()) or root == project.resolve():
             self.fail(key, f"{text!r} must name a directory inside the project {project}")
+        if not root.is_dir():
+            self.fail(key, f"{root} is not a directory; fix `{key}` or run from the right project")
         return root

@@ -25,6 +25,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ('[tool.outfs]\nrot = "out"\n', "tool.outfs.rot", "unknown key"),
         ('[tool.outfs]\nqueue = "lsf"\n', "tool.outfs.queue", "unknown queue"),
         ('[tool.outfs]\nroot = "../elsewhere"\n', "tool.outfs.root", "inside the project"),
+        ('[tool.outfs]\nroot = "data"\n', "tool.outfs.root", "is not a directory"),
         (
             '[tool.outfs]\n[[tool.outfs.rules]]\nmatch = "v_{name.st"\nto = "v/x"\n',
             "tool.outfs.rules[0].match",
