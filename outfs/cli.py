@@ -7,6 +7,7 @@ failed, 2 usage or configuration), never as a traceback.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 
 from .config import Config, load_config
 from .console import (
@@ -25,6 +25,7 @@ from .console import (
     progress_bar,
     report_migration,
     show_plan,
+    show_rows,
     warn,
 )
 from .errors import OutfsError
@@ -68,6 +69,9 @@ class _Group(click.Group):
         except OutfsError as exc:
             err.print(f"[bold red]outfs:[/] {exc}", soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # `outfs aliases | head`: the reader has all it wanted
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes it at exit
+            ctx.exit(0)
         except OSError as exc:  # permissions, a full disk: the machine's word, not a bug
             where = f"{exc.filename}: " if exc.filename else ""
             err.print(f"[bold red]outfs:[/] {where}{exc.strerror or exc}", soft_wrap=True)
@@ -221,17 +225,17 @@ def aliases(ctx: click.Context, which: str | None, as_json: bool, **_: Any) -> N
     if as_json:
         print_json([u.to_json(config) for u in uses])
         return
-    table = Table("legacy", "target", "hits", "last hit", "referenced by")
-    for u in uses:
-        refs = ", ".join(u.referenced_by) or "[dim]-[/]"
-        table.add_row(
+    rows = [
+        (
             config.shown(u.alias.legacy),
             config.shown(u.alias.target),
             str(u.hits),
             u.last_hit or "-",
-            refs,
+            ", ".join(u.referenced_by) or "-",
         )
-    out.print(table)
+        for u in uses
+    ]
+    show_rows(("legacy", "target", "hits", "last hit", "referenced by"), rows)
     out.print(f"{len(uses)} aliases" + (f" ({which})" if which else ""))
 
 

@@ -97,13 +97,24 @@ def show_plan(plan: Plan, as_json: bool) -> None:
 
 
 def _show_moves(config: Config, plan: Plan) -> None:
-    if len(plan.moves) > RICH_ROWS or not out.is_terminal:
-        for m in plan.moves:
-            click.echo(f"{config.shown(m.source)} -> {config.shown(m.target)}")
+    rows = [
+        (config.shown(m.source), config.shown(m.target), m.kind, human_size(m.bytes))
+        for m in plan.moves
+    ]
+    show_rows(("from", "to", "kind", "size"), rows, title="moves")
+
+
+def show_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "") -> None:
+    """A rich table on a terminal; tab-separated lines for a pipe or a long listing (a rich
+    table of 100k rows takes longer than the work it reports)."""
+    if len(rows) > RICH_ROWS or not out.is_terminal:
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join(row))
         return
-    table = Table("from", "to", "kind", "size", title="moves", title_justify="left")
-    for m in plan.moves:
-        table.add_row(config.shown(m.source), config.shown(m.target), m.kind, human_size(m.bytes))
+    table = Table(*columns, title=title or None, title_justify="left")
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 

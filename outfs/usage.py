@@ -77,8 +77,9 @@ def pending_jobs(config: Config, warnings: list[str]) -> list[Job]:
         except QueueError as exc:
             if config.queue != "auto":
                 raise
+            reason = str(exc).strip().splitlines()[-1]  # a daemon's last word says why
             warnings.append(
-                f'{queue.name} skipped ({exc}); set `queue = "{queue.name}"` '
+                f'{queue.name} skipped ({reason}); set `queue = "{queue.name}"` '
                 "in the config to make this an error"
             )
     return jobs
