@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from pathlib import Path
 
+import pytest
 from helpers import run_outfs
+from shimenv import ShimVenv, job_env
 
 from outfs.config import load_config
+from outfs.errors import OutfsError
+from outfs.finish import finish
 from outfs.queues import Job
+from outfs.shim import install
 from outfs.usage import usage_report
 
 
@@ -84,3 +90,43 @@ def test_status_follows_the_phases(example: Path) -> None:
     state = phase()
     assert state["phase"] == "finished"  # envs = []: nothing needed a shim
     assert state["aliases"] == 31 and state["deferred_moves"] == 0
+
+
+def test_finish_waits_for_a_live_process_that_resolved_an_alias(
+    example: Path, venv: ShimVenv
+) -> None:
+    """A running job that read an old path holds `finish` back; `--wait` outlasts it."""
+    pyproject = example / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("envs = []", f'envs = ["{venv.path}"]'))
+    config = dataclasses.replace(load_config(example), queue="none")
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    job = subprocess.Popen(
+        [
+            str(venv.python),
+            "-c",
+            "import sys, time; open('out/v_hack_l18.safetensors', 'rb').read();"
+            "print('read', flush=True); sys.stdin.readline()",
+        ],
+        cwd=example,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=job_env(),
+    )
+    try:
+        assert job.stdout is not None and job.stdout.readline().strip() == "read"
+        with pytest.raises(OutfsError, match=f"pid:{job.pid}"):
+            finish(config)
+        waited: list[int] = []
+
+        def on_wait(report: object) -> None:
+            waited.append(1)
+            if job.poll() is None:
+                job.communicate("done\n")  # the job ends while finish waits
+
+        result = finish(config, wait=True, poll=0.05, on_wait=on_wait)
+    finally:
+        job.kill()
+    assert waited and [str(e) for e in result.envs] == [str(venv.path)]
+    assert str(example / "out") not in [e["root"] for e in install.installed(venv.path)]
+    )
