@@ -129,4 +129,3 @@ def test_finish_waits_for_a_live_process_that_resolved_an_alias(
         job.kill()
     assert waited and [str(e) for e in result.envs] == [str(venv.path)]
     assert str(example / "out") not in [e["root"] for e in install.installed(venv.path)]
-    )
