@@ -62,7 +62,27 @@ def _json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
 
 
+# `outfs --help` lists commands in the order a migration uses them, not alphabetically.
+COMMAND_ORDER = (
+    "plan",
+    "migrate",
+    "verify",
+    "status",
+    "aliases",
+    "watch",
+    "rewrite",
+    "finish",
+    "rollback",
+    "shim",
+    "demo",
+)
+
+
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(self.commands, key=lambda name: (rank.get(name, len(rank)), name))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
