@@ -9,7 +9,7 @@ to one anchored regular expression. Standard library only: the shim imports this
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 # Token kinds produced by the tokenizer.
@@ -95,6 +95,18 @@ class Pattern:
         if self.is_deep:
             return None
         return self.describe().count("/") + 1
+
+
+def ancestors(rel: str) -> list[str]:
+    """`a/b/c` → `a`, `a/b`, `a/b/c`: the entry and every directory above it (root-relative)."""
+    parts = rel.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def covers(patterns: Iterable[Pattern], rel: str) -> bool:
+    """A pattern matches `rel` or a directory above it: the semantics of `keep`."""
+    prefixes = ancestors(rel)
+    return any(p.regex.fullmatch(prefix) for p in patterns for prefix in prefixes)
 
 
 def compile_pattern(text: str) -> Pattern:

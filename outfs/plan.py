@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import STATE_DIR, Config
+from .patterns import covers
 from .rules import LookupCache, map_entry
 
 NO_RULE = "no rule matches"
@@ -152,21 +153,13 @@ class _Scanner:
 
     def _is_kept(self, rel: str) -> bool:
         """`keep` matches the entry or an ancestor; earlier targets are kept implicitly."""
-        if rel in self.protected:
-            return True
-        prefixes = _prefixes(rel)
-        return any(p.regex.fullmatch(prefix) for p in self.config.keep for prefix in prefixes)
+        return rel in self.protected or covers(self.config.keep, rel)
 
 
 def _move(entry: os.DirEntry[str], rel: str, target: str, is_dir: bool) -> Move:
     if is_dir:
         return Move(rel, target, "dir", _tree_bytes(entry.path))
     return Move(rel, target, "file", entry.stat(follow_symlinks=False).st_size)
-
-
-def _prefixes(rel: str) -> list[str]:
-    parts = rel.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _settle(plan: Plan, candidates: Iterable[Move]) -> None:

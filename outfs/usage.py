@@ -15,6 +15,7 @@ from typing import Any
 
 from .aliases import Alias, AliasTable
 from .config import Config
+from .patterns import ancestors
 from .queues import Job, QueueError, detect, job_paths
 
 
@@ -124,18 +125,13 @@ class _LegacyMatcher:
     def _match(self, rel: str) -> list[str]:
         if any(ch in rel for ch in "*?["):
             return fnmatch.filter(self.legacies, rel)
-        hits = [a for a in _ancestors(rel) if a in self.exact]
+        hits = [a for a in ancestors(rel) if a in self.exact]
         start = bisect.bisect_left(self.legacies, rel + "/")
         for legacy in self.legacies[start:]:
             if not legacy.startswith(rel + "/"):
                 break
             hits.append(legacy)
         return hits
-
-
-def _ancestors(rel: str) -> list[str]:
-    parts = rel.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _relative_to_root(config: Config, job: Job, path: str) -> str | None:

@@ -49,6 +49,7 @@ from watchdog.observers import Observer
 from .config import STATE_DIR, Config
 from .errors import OutfsError
 from .journal import rename_noreplace
+from .patterns import ancestors
 from .plan import Move, _tree_bytes
 from .rules import LookupCache, map_entry
 from .shim.table import TABLE_FILE, TableError, append_added, read_table, signature
@@ -203,9 +204,7 @@ class Relocator:
         rule matches), or None when kept, under an alias target, state, or matched by none."""
         if rel == STATE_DIR or rel.startswith(STATE_DIR + "/"):
             return None
-        parts = rel.split("/")
-        for i in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:i])
+        for prefix in ancestors(rel):
             if self._protected(prefix):
                 return None
             if any(rule.match.regex.fullmatch(prefix) for rule in self.config.rules):
@@ -216,8 +215,7 @@ class Relocator:
         return prefix in self.targets or any(p.regex.fullmatch(prefix) for p in self.config.keep)
 
     def _protected_path(self, rel: str) -> bool:
-        parts = rel.split("/")
-        return any(self._protected("/".join(parts[:i])) for i in range(1, len(parts) + 1))
+        return any(self._protected(prefix) for prefix in ancestors(rel))
 
     # --- relocating ------------------------------------------------------------------
 

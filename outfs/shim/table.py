@@ -145,14 +145,11 @@ class AliasTable:
         """True when `rel` or an ancestor matches a `keep` pattern (if the table has any)."""
         if not self.keep:
             return False
+        from outfs.patterns import compile_pattern, covers
+
         if self._keep is None:
-            from outfs.patterns import compile_pattern
-
             self._keep = [compile_pattern(k) for k in self.keep]
-        parts = rel.split("/")
-        prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-        return any(p.match(x) is not None for p in self._keep for x in prefixes)
-
+        return covers(self._keep, rel)
 
     def absorb_added(self, state: str) -> None:
         """Take in what processes appended to `added/` since the last look."""
