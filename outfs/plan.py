@@ -158,7 +158,7 @@ class _Scanner:
 
 def _move(entry: os.DirEntry[str], rel: str, target: str, is_dir: bool) -> Move:
     if is_dir:
-        return Move(rel, target, "dir", _tree_bytes(entry.path))
+        return Move(rel, target, "dir", tree_bytes(entry.path))
     return Move(rel, target, "file", entry.stat(follow_symlinks=False).st_size)
 
 
@@ -228,7 +228,7 @@ def _already_done(root: Path, known: Mapping[str, str]) -> list[Move]:
     return done
 
 
-def _tree_bytes(path: str) -> int:
+def tree_bytes(path: str) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for name in files:

@@ -50,7 +50,7 @@ from .config import STATE_DIR, Config
 from .errors import OutfsError
 from .journal import rename_noreplace
 from .patterns import ancestors
-from .plan import Move, _tree_bytes
+from .plan import Move, tree_bytes
 from .rules import LookupCache, map_entry
 from .shim.table import TABLE_FILE, TableError, append_added, read_table, signature
 from .state import now_iso
@@ -316,7 +316,7 @@ class Relocator:
             return None
         self.legacy[rel] = target
         self.targets.add(target)
-        move = Move(rel, target, kind, _tree_bytes(str(dst)) if kind == "dir" else size)
+        move = Move(rel, target, kind, tree_bytes(str(dst)) if kind == "dir" else size)
         self.on_move(move)
         return move
 
