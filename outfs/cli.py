@@ -19,6 +19,7 @@ import click
 from .config import Config, load_config
 from .console import (
     err,
+    esc,
     migrate_with_progress,
     out,
     print_json,
@@ -47,13 +48,13 @@ def _location_options(func: F) -> F:
     func = click.option(
         "--config",
         "config_file",
-        type=click.Path(dir_okay=False),
+        type=click.Path(exists=True, dir_okay=False),
         help="Use this config file (pyproject.toml or outfs.toml).",
     )(func)
     return click.option(
         "-C",
         "directory",
-        type=click.Path(file_okay=False),
+        type=click.Path(exists=True, file_okay=False),
         help="Run as if started in DIR.",
     )(func)
 
@@ -87,14 +88,14 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except OutfsError as exc:
-            err.print(f"[bold red]outfs:[/] {exc}", soft_wrap=True)
+            err.print(f"[bold red]outfs:[/] {esc(exc)}", soft_wrap=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:  # `outfs aliases | head`: the reader has all it wanted
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes it at exit
             ctx.exit(0)
         except OSError as exc:  # permissions, a full disk: the machine's word, not a bug
             where = f"{exc.filename}: " if exc.filename else ""
-            err.print(f"[bold red]outfs:[/] {where}{exc.strerror or exc}", soft_wrap=True)
+            err.print(f"[bold red]outfs:[/] {esc(where)}{esc(exc.strerror or exc)}", soft_wrap=True)
             ctx.exit(1)
 
 
@@ -170,7 +171,7 @@ def verify(ctx: click.Context, as_json: bool, **_: Any) -> None:
         print_json(dataclasses.asdict(report) | {"ok": report.ok})
     else:
         for problem in report.problems:
-            out.print(f"[red]✗[/] {problem}", soft_wrap=True)
+            out.print(f"[red]✗[/] {esc(problem)}", soft_wrap=True)
         if report.ok:
             out.print(
                 f"[green]✓[/] {config.root_shown}/: {report.aliases} aliases, all targets "
@@ -192,10 +193,10 @@ def rollback(ctx: click.Context, **_: Any) -> None:
         task = bar.add_task("moving back", total=None)
         result = run_rollback(config, progress=lambda move: bar.advance(task))
     for env in result.envs:
-        out.print(f"shim removed from [cyan]{env}[/]")
+        out.print(f"shim removed from [cyan]{esc(env)}[/]")
     out.print(f"restored {len(result.restored)} entries to their old paths")
     for problem in result.problems:
-        err.print(f"[red]✗[/] {problem}", soft_wrap=True)
+        err.print(f"[red]✗[/] {esc(problem)}", soft_wrap=True)
     if result.problems:
         sys.exit(1)
 
@@ -277,7 +278,7 @@ def finish(ctx: click.Context, wait: bool, force: bool, **_: Any) -> None:
         config, force=force, wait=wait, on_wait=waiting, on_warning=lambda w: warn([w])
     )
     for env in result.envs:
-        out.print(f"shim removed from [cyan]{env}[/]")
+        out.print(f"shim removed from [cyan]{esc(env)}[/]")
     if result.forced_past:
         err.print(f"[yellow]warning:[/] forced past {len(result.forced_past)} aliases in use")
     out.print(
@@ -299,7 +300,7 @@ def status(ctx: click.Context, as_json: bool, **_: Any) -> None:
         print_json(state.to_json())
         return
     out.print(f"phase: [bold]{state.description}[/]  ({state.aliases} aliases)")
-    out.print(f"shim in: {', '.join(state.envs) or '-'}")
+    out.print(f"shim in: {esc(', '.join(state.envs) or '-')}")
     out.print(f"live processes using it: {', '.join(state.live_processes) or '-'}")
     out.print(f"queued/running jobs naming old paths: {', '.join(state.queue_references) or '-'}")
     if state.deferred_moves:
@@ -338,7 +339,7 @@ def shim_install(ctx: click.Context, env: str | None, **_: Any) -> None:
 
     config = _config(ctx)
     for path in _target_envs(config, env):
-        out.print(f"installed: {install.install(path, config.root, config.state)}")
+        out.print(f"installed: {esc(install.install(path, config.root, config.state))}")
 
 
 @shim.command("remove")
@@ -352,7 +353,7 @@ def shim_remove(ctx: click.Context, env: str | None, **_: Any) -> None:
     config = _config(ctx)
     for path in _target_envs(config, env):
         for removed in install.remove(path, config.root):
-            out.print(f"removed: {removed}")
+            out.print(f"removed: {esc(removed)}")
 
 
 @shim.command("status")
@@ -367,7 +368,7 @@ def shim_status(ctx: click.Context, env: str | None, **_: Any) -> None:
     for path in _target_envs(config, env):
         entries = install.installed(path)
         roots = ", ".join(str(e.get("root")) for e in entries) or "not installed"
-        out.print(f"{path}: {roots}")
+        out.print(f"{esc(path)}: {esc(roots)}")
 
 
 # --------------------------------------------------------------------------- rewrite
@@ -388,7 +389,7 @@ def rewrite(ctx: click.Context, paths: tuple[str, ...], write: bool, **_: Any) -
     for rw in rewrites:
         for note in rw.by_hand:
             name = rw.path.relative_to(config.project)
-            err.print(f"[yellow]edit by hand[/] {name}: {note}", soft_wrap=True)
+            err.print(f"[yellow]edit by hand[/] {esc(name)}: {esc(note)}", soft_wrap=True)
     if write:
         write_rewrites(rewrites)
         out.print(f"rewrote {count} old paths in {len(rewrites)} files")
@@ -432,7 +433,7 @@ def watch(ctx: click.Context, settle: float, **_: Any) -> None:
     threading.Thread(target=announce, daemon=True).start()
 
     def moved(move: Any) -> None:
-        out.print(f"{config.shown(move.source)} -> {config.shown(move.target)}")
+        out.print(f"{esc(config.shown(move.source))} -> {esc(config.shown(move.target))}")
         out.file.flush()  # a log follows the watcher live, also through a pipe
 
     run_watch(
@@ -440,7 +441,7 @@ def watch(ctx: click.Context, settle: float, **_: Any) -> None:
         settle=settle,
         on_move=moved,
         on_skip=lambda s: err.print(
-            f"[yellow]left in place:[/] {s.describe(config)}", soft_wrap=True
+            f"[yellow]left in place:[/] {esc(s.describe(config))}", soft_wrap=True
         ),
         stop=stop,
         ready=ready,

@@ -84,7 +84,10 @@ def load_config(directory: Path | str = ".", config_file: Path | str | None = No
         table = _read_toml(file)
         prefix = ""
         if file.name == "pyproject.toml":
-            table, prefix = table.get("tool", {}).get("outfs", {}), "tool.outfs."
+            prefix = "tool.outfs."
+            table = table.get("tool", {}).get("outfs")
+            if table is None:
+                raise ConfigError(file, "tool.outfs", "no such table; add [tool.outfs] to it")
         return parse_config(file, table, prefix)
     return parse_config(*find_config(Path(directory)))
 

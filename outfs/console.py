@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -18,6 +19,11 @@ err = Console(stderr=True, highlight=False)
 
 # Above this many rows, plain lines: a rich table of 100k rows takes longer than the plan.
 RICH_ROWS = 300
+
+
+def esc(value: object) -> str:
+    """Text from outside (paths, messages) shown literally: `[tool.outfs]` is no markup."""
+    return escape(str(value))
 
 
 def print_json(data: Any) -> None:
@@ -67,7 +73,7 @@ def report_migration(config: Config, result: Any) -> None:
         )
     else:
         for env in result.envs:
-            out.print(f"shim installed in [cyan]{env}[/]")
+            out.print(f"shim installed in [cyan]{esc(env)}[/]")
         size = human_size(sum(m.bytes for m in result.moved))
         out.print(
             f"[green]moved {len(result.moved)} entries[/] ({size}); old paths resolve "
@@ -78,7 +84,7 @@ def report_migration(config: Config, result: Any) -> None:
 
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=True)
 
 
 def show_plan(plan: Plan, as_json: bool) -> None:
@@ -122,14 +128,12 @@ def show_leftovers(config: Config, plan: Plan) -> None:
     if plan.unmapped:
         out.print(f"[yellow]unmapped[/] ({len(plan.unmapped)}, they stay where they are):")
         for u in plan.unmapped:
-            out.print(f"  {config.shown(u.path)}: {u.reason}", soft_wrap=True)
+            out.print(f"  {esc(config.shown(u.path))}: {esc(u.reason)}", soft_wrap=True)
     if plan.conflicts:
         out.print(f"[red]conflicts[/] ({len(plan.conflicts)}, nothing of them moves):")
         for c in plan.conflicts:
-            out.print(
-                f"  {config.shown(c.source)} -> {config.shown(c.target)}: {c.reason}",
-                soft_wrap=True,
-            )
+            move = f"{config.shown(c.source)} -> {config.shown(c.target)}"
+            out.print(f"  {esc(move)}: {esc(c.reason)}", soft_wrap=True)
 
 
 def human_size(n: int) -> str:

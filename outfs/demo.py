@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from .config import Config, load_config
-from .console import migrate_with_progress, report_migration, show_plan
+from .console import esc, migrate_with_progress, report_migration, show_plan
 from .example import build_example
 from .migrate import current_plan, verify
 
@@ -50,7 +50,7 @@ def run_demo(console: Console, directory: Path) -> bool:
     console.rule("[bold]outfs verify")
     report = verify(config)
     for problem in report.problems:
-        console.print(f"[red]✗[/] {problem}")
+        console.print(f"[red]✗[/] {esc(problem)}")
     if report.ok:
         console.print(
             f"[green]✓[/] {report.aliases} aliases, every target present, only "
@@ -90,7 +90,7 @@ def _run_old_job(console: Console, config: Config, job_env: Path, expected: str)
         text=True,
     )
     if proc.returncode != 0:
-        console.print(f"[red]✗ the old job failed:[/]\n{proc.stderr}")
+        console.print(f"[red]✗ the old job failed:[/]\n{esc(proc.stderr)}")
         return False
     digest, pool_files = proc.stdout.split()
     same = digest == expected

@@ -198,17 +198,13 @@ def verify(config: Config) -> VerifyReport:
                 f"{shown(alias.legacy)} exists again beside its target "
                 f"{shown(alias.target)}: one of them is a stray copy"
             )
-    reported = {u.path for u in plan.unmapped}
+    # Whatever is loose at the top of root and not unmapped is a pending move or a conflict
+    # (kept entries and those a rule maps onto themselves are where they belong).
     for move in plan.moves:
-        reported.add(move.source)
         report.problems.append(
             f"{shown(move.source)} still waits to move to {shown(move.target)}: "
             "run `outfs migrate --now`"
         )
     for conflict in plan.conflicts:
-        reported.add(conflict.source)
         report.problems.append(f"{shown(conflict.source)}: {conflict.reason}")
-    for entry in os.scandir(config.root):
-        if entry.is_file(follow_symlinks=False) and entry.name not in reported:
-            report.problems.append(f"{shown(entry.name)} is loose at the top of root")
     return report

@@ -10,13 +10,13 @@ import contextlib
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import STATE_DIR, Config
-from .patterns import covers
+from .patterns import ancestors, covers
 from .rules import LookupCache, map_entry
 
 NO_RULE = "no rule matches"
@@ -133,7 +133,7 @@ class _Scanner:
             found.settled = True
             if mapping.target is None:
                 found.unmapped.append(Unmapped(rel, mapping.reason or "lookup failed"))
-            else:
+            elif mapping.target != rel:  # a rule that maps an entry onto itself: in place
                 found.candidates.append(_move(entry, rel, mapping.target, is_dir))
         elif is_dir:
             self._descend(rel, found)
@@ -162,12 +162,12 @@ def _move(entry: os.DirEntry[str], rel: str, target: str, is_dir: bool) -> Move:
     return Move(rel, target, "file", entry.stat(follow_symlinks=False).st_size)
 
 
-def _settle(plan: Plan, candidates: Iterable[Move]) -> None:
+def _settle(plan: Plan, candidates: list[Move]) -> None:
     """Split candidates into moves and conflicts."""
     by_target: dict[str, list[Move]] = defaultdict(list)
     for move in candidates:
         by_target[move.target].append(move)
-    check = _TargetCheck(plan.config.root)
+    check = _TargetCheck(plan.config.root, candidates)
     for target, moves in by_target.items():
         if len(moves) > 1:
             sources = ", ".join(plan.config.shown(m.source) for m in moves)
@@ -186,13 +186,22 @@ def _settle(plan: Plan, candidates: Iterable[Move]) -> None:
 class _TargetCheck:
     """Why a move's target cannot be created; parent directories are checked once each."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, candidates: list[Move]) -> None:
         self.root = str(root)
         self.parent_problem: dict[str, str | None] = {}
+        # Moves must not nest: one target inside another's target or source would make the
+        # second rename fail halfway through a migration.
+        self.busy = {m.target for m in candidates} | {m.source for m in candidates}
+        self.enclosing = {a for m in candidates for a in ancestors(m.target)[:-1]}
 
     def problem(self, move: Move) -> str | None:
         if move.target.startswith(move.source + "/"):
             return "the target lies inside the entry itself"
+        if move.target in self.enclosing:
+            return "another entry's target lies inside this target"
+        outer = next((a for a in ancestors(move.target)[:-1] if a in self.busy), None)
+        if outer is not None:
+            return f"the target lies inside {outer}, which another entry moves to or from"
         target = os.path.join(self.root, move.target)
         if os.path.lexists(target):
             same = (

@@ -209,3 +209,26 @@ def test_a_job_env_without_outfs_is_refused_before_anything_changes(example: Pat
     assert "bare-venv" in proc.stderr and "pip install" in proc.stderr
     assert tree_digest(example / "out") == before
     assert not (example / "out" / ".outfs" / "aliases.json").exists()
+
+
+def test_nested_targets_are_conflicts_and_identity_rules_are_in_place(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "probe_distill" / "a").mkdir(parents=True)
+    (out / "probe_distill" / "a" / "s.jsonl").write_text("1")
+    (out / "pool_a.json").write_text("{}")
+    (out / "notes.md").write_text("mine")
+    (tmp_path / "outfs.toml").write_text(
+        "envs = []\n"
+        '[[rules]]\nmatch = "probe_distill/{pool}"\nto = "pools/{pool}"\n'
+        '[[rules]]\nmatch = "pool_{pool}.json"\nto = "pools/{pool}/meta.json"\n'
+        '[[rules]]\nmatch = "notes.md"\nto = "notes.md"\n'
+    )
+    plan = plan_json(tmp_path)
+    assert plan["moves"] == []
+    assert {c["from"] for c in plan["conflicts"]} == {"out/probe_distill/a", "out/pool_a.json"}
+    assert plan["unmapped"] == []  # notes.md is where its rule puts it
+    before = tree_digest(out)
+    run_outfs("migrate", "--now", cwd=tmp_path, check=True)
+    assert tree_digest(out) == before  # nothing half-moved
+    proc = run_outfs("verify", cwd=tmp_path)
+    assert proc.returncode == 1 and "pools/a, which another entry moves" in proc.stdout
