@@ -6,6 +6,7 @@ exit 2 with one clear line instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -207,8 +208,10 @@ class _Checker:
             self.fail(key, f"{text!r} must be a plain path relative to {base}, inside it")
 
     def inside_project(self, project: Path, text: str, key: str) -> Path:
-        root = (project / text).resolve()
-        if not root.is_relative_to(project.resolve()) or root == project.resolve():
+        # Lexically inside the project, not resolved: `out` is often a symlink to a scratch
+        # disk, and jobs name it `out/...` all the same.
+        root = Path(os.path.normpath(project / text))
+        if not root.is_relative_to(project) or root == project:
             self.fail(key, f"{text!r} must name a directory inside the project {project}")
         if not root.is_dir():
             self.fail(key, f"{root} is not a directory; fix `{key}` or run from the right project")

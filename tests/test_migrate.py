@@ -232,3 +232,19 @@ def test_nested_targets_are_conflicts_and_identity_rules_are_in_place(tmp_path: 
     assert tree_digest(out) == before  # nothing half-moved
     proc = run_outfs("verify", cwd=tmp_path)
     assert proc.returncode == 1 and "pools/a, which another entry moves" in proc.stdout
+
+
+def test_root_may_be_a_symlink_to_a_scratch_disk(tmp_path: Path) -> None:
+    project = no_envs(build_example(tmp_path / "repo"))
+    scratch = tmp_path / "scratch" / "out"
+    scratch.parent.mkdir()
+    (project / "out").rename(scratch)
+    (project / "out").symlink_to(scratch)
+    before = tree_digest(scratch)
+    plan = plan_json(project)
+    assert plan["moves"] and all(m["from"].startswith("out/") for m in plan["moves"])
+    run_outfs("migrate", "--now", cwd=project, check=True)
+    assert (scratch / "vhack" / "v_hack_l18.safetensors").is_file()
+    assert run_outfs("verify", cwd=project).returncode == 0
+    run_outfs("rollback", cwd=project, check=True)
+    assert tree_digest(scratch) == before
