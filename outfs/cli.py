@@ -334,12 +334,12 @@ def _target_envs(config: Config, env: str | None) -> list[Path]:
 @_env_option
 @click.pass_context
 def shim_install(ctx: click.Context, env: str | None, **_: Any) -> None:
-    """Install the shim for this project's root."""
-    from .shim import install
+    """Install the shim for this project's root (finish and rollback will remove it)."""
+    from .migrate import install_shims
 
     config = _config(ctx)
-    for path in _target_envs(config, env):
-        out.print(f"installed: {esc(install.install(path, config.root, config.state))}")
+    for path in install_shims(dataclasses.replace(config, envs=tuple(_target_envs(config, env)))):
+        out.print(f"installed in {esc(path)}")
 
 
 @shim.command("remove")
@@ -348,12 +348,11 @@ def shim_install(ctx: click.Context, env: str | None, **_: Any) -> None:
 @click.pass_context
 def shim_remove(ctx: click.Context, env: str | None, **_: Any) -> None:
     """Remove the shim of this project's root."""
-    from .shim import install
+    from .migrate import remove_shims
 
     config = _config(ctx)
-    for path in _target_envs(config, env):
-        for removed in install.remove(path, config.root):
-            out.print(f"removed: {esc(removed)}")
+    for path in remove_shims(config, _target_envs(config, env)):
+        out.print(f"removed from {esc(path)}")
 
 
 @shim.command("status")

@@ -34,20 +34,27 @@ def finish(
     on_wait: Callable[[UsageReport], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> FinishResult:
-    """Remove the shim everywhere; refuses while an alias is in use unless `force`."""
-    report = usage_report(config)
-    while report.in_use() and wait and not force:
-        if on_wait:
-            on_wait(report)
-        time.sleep(poll)
-        report = usage_report(config)
-    in_use = report.in_use()
-    for warning in report.warnings:
-        if on_warning:
-            on_warning(warning)
-    if in_use and not force:
-        raise OutfsError(_refusal(config, in_use))
+    """Remove the shim everywhere; refuses while an alias is in use, or while a queue that
+    may hold jobs on old paths cannot be asked, unless `force`. Under the lock throughout, so
+    no migration adds aliases between the check and the removal."""
     with exclusive_lock(config.state, "finish"):
+        report = usage_report(config)
+        while report.in_use() and wait and not force:
+            if on_wait:
+                on_wait(report)
+            time.sleep(poll)
+            report = usage_report(config)
+        for warning in report.warnings:
+            if on_warning:
+                on_warning(warning)
+        in_use = report.in_use()
+        if in_use and not force:
+            raise OutfsError(_refusal(config, in_use))
+        if report.warnings and not force:
+            raise OutfsError(
+                "a queue could not be asked, and its jobs may still name old paths; set "
+                '`queue` in the config to the queues you use (or "none"), or pass --force'
+            )
         return FinishResult(envs=remove_shims(config), forced_past=in_use)
 
 

@@ -73,10 +73,15 @@ def migrate_when_idle(
     queued can hold an old path any more."""
     from .usage import pending_jobs
 
-    while jobs := pending_jobs(config, warnings=[]):
+    warnings: list[str] = []
+    while jobs := pending_jobs(config, warnings):
         if on_wait:
             on_wait(len(jobs))
         time.sleep(poll)
+    if warnings:  # an unreachable queue is no idle queue: its jobs may name old paths
+        raise OutfsError(
+            f"{warnings[0]}; --when-idle cannot tell the queue is idle, so nothing moved"
+        )
     return migrate_now(dataclasses.replace(config, envs=()), progress)
 
 
@@ -122,15 +127,20 @@ def shim_envs(config: Config) -> list[str]:
     return list(read_json(config.state / ENVS_FILE) or [])
 
 
-def remove_shims(config: Config) -> list[Path]:
-    removed = []
-    for env in shim_envs(config):
-        from .shim import install as shim_install
+def remove_shims(config: Config, envs: list[Path] | None = None) -> list[Path]:
+    """Take this root's shim out of `envs` (default: every env it went into); the record of
+    where it still is shrinks to match."""
+    from .shim import install as shim_install
 
-        if Path(env).exists():
-            shim_install.remove(Path(env), config.root)
-            removed.append(Path(env))
-    atomic_write_json(config.state / ENVS_FILE, [])
+    recorded = [Path(e) for e in shim_envs(config)]
+    chosen = recorded if envs is None else [Path(e).absolute() for e in envs]
+    removed = []
+    for env in chosen:
+        if env.exists():
+            shim_install.remove(env, config.root)
+            removed.append(env)
+    remaining = [str(e) for e in recorded if e not in chosen]
+    atomic_write_json(config.state / ENVS_FILE, remaining)
     return removed
 
 
@@ -162,8 +172,8 @@ def rollback(config: Config, progress: Progress | None = None) -> RollbackResult
         placed_by_shim = [a.target for a in table if a.legacy not in moved]
         remove_empty_dirs(config.root, {*journal.created_dirs(), *parents_of(placed_by_shim)})
         result.envs = remove_shims(config)
-    if not result.problems:
-        shutil.rmtree(config.state)  # the tree is as it was before the first migration
+        if not result.problems:  # the tree is as it was before the first migration
+            shutil.rmtree(config.state)
     return result
 
 

@@ -106,6 +106,9 @@ class TspQueue:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     project = build_example(tmp_path / "repo")
+    # The queue this test runs; "auto" would also ask any Slurm client installed here.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('queue = "auto"', 'queue = "tsp"'))
     # The job environment: a real venv with outfs installed, that also sees the ML libraries.
     venv = project / ".venv"
     subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -129,3 +130,26 @@ def test_finish_waits_for_a_live_process_that_resolved_an_alias(
         job.kill()
     assert waited and [str(e) for e in result.envs] == [str(venv.path)]
     assert str(example / "out") not in [e["root"] for e in install.installed(venv.path)]
+
+
+def test_a_shim_installed_by_hand_is_removed_by_finish(example: Path, venv: ShimVenv) -> None:
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    run_outfs("shim", "install", "--env", str(venv.path), cwd=example, check=True)
+    state = json.loads(run_outfs("status", "--json", cwd=example, check=True).stdout)
+    assert state["phase"] == "active" and state["envs"] == [str(venv.path)]
+    run_outfs("finish", "--force", cwd=example, check=True)
+    assert str(example / "out") not in [e["root"] for e in install.installed(venv.path)]
+
+
+def test_finish_refuses_when_a_queue_cannot_be_asked(example: Path, tmp_path: Path) -> None:
+    """A pueue whose daemon is down may still hold jobs naming old paths."""
+    fake = tmp_path / "bin" / "pueue"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Error: Failed to connect to the daemon.' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    run_outfs("migrate", "--now", cwd=example, check=True)
+    proc = run_outfs("finish", cwd=example, env=env)
+    assert proc.returncode == 1
+    assert "pueue skipped" in proc.stderr and "could not be asked" in proc.stderr
+    assert run_outfs("finish", "--force", cwd=example, env=env).returncode == 0
