@@ -5,8 +5,6 @@ in a job environment, which imports this package first. The library API is reach
 through lazy attributes (`outfs.load_config`, `outfs.make_plan`, `outfs.migrate_now`, ...).
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 _API = {
