@@ -318,3 +318,48 @@ def test_symlinked_root(tmp_path: Path, venv: ShimVenv) -> None:
         "listing": ["s0.jsonl", "s1.jsonl", "sub"],
         "inside": a,
     }
+
+
+LISTINGS = """
+import glob, pathlib
+
+def top_level_glob():
+    return sorted(glob.glob("out/v_hack_*.safetensors"))
+
+def root_listing():
+    names = os.listdir("out")
+    return sorted(n for n in names if n.startswith(("v_hack_", "probe_distill", "weights")))
+
+def pathlib_glob():
+    return sorted(p.name for p in pathlib.Path("out").glob("*.bin"))
+
+def recreated_old_dir():
+    os.makedirs("out/probe_distill", exist_ok=True)  # old code making sure its dir exists
+    return sorted(os.listdir("out/probe_distill")), sorted(glob.glob("out/probe_distill/*"))
+
+def read_what_glob_found():
+    return sha(open(glob.glob("out/v_hack_a*")[0], "rb").read())
+
+report({"top_level_glob": top_level_glob, "root_listing": root_listing,
+        "pathlib_glob": pathlib_glob, "recreated_old_dir": recreated_old_dir,
+        "read_what_glob_found": read_what_glob_found})
+"""
+
+
+def test_old_names_are_listed_where_they_lay(venv: ShimVenv, proj: Project) -> None:
+    """Listing `out/` (which still exists) shows what moved out of it under its old names,
+    so an old job's glob finds its inputs; so does an old directory that a job re-creates."""
+    got = venv.run_json(LISTINGS, proj.dir)
+    assert got["top_level_glob"] == ["out/v_hack_a.safetensors", "out/v_hack_b.safetensors"]
+    assert got["root_listing"] == [
+        "probe_distill",
+        "v_hack_a.safetensors",
+        "v_hack_b.safetensors",
+        "weights.bin",
+    ]
+    assert got["pathlib_glob"] == ["weights.bin"]
+    assert got["recreated_old_dir"] == [
+        ["poolA", "poolB"],
+        ["out/probe_distill/poolA", "out/probe_distill/poolB"],
+    ]
+    assert got["read_what_glob_found"] == proj.hashes["v_hack_a.safetensors"]

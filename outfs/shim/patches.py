@@ -72,6 +72,7 @@ THIRD_PARTY: tuple[Spec, ...] = (
 # Calls that answer for an old directory that is gone because all it held moved (virtual.py).
 VIRTUAL_DIRS = frozenset({"stat", "lstat", "listdir", "scandir"})
 _DIR_FDS = ("dir_fd", "src_dir_fd", "dst_dir_fd")
+_LISTINGS = frozenset({"listdir", "scandir"})
 _NOARG = object()
 
 # The fast test, rebuilt when the working directory changes (see paths.fast_prefixes).
@@ -159,8 +160,16 @@ def _fast_wrapper(orig, args_spec: tuple[Arg, ...], virtual: str | None):  # typ
             return orig(p)  # no argument tuple to build: the common os.stat(path)
         if p is not _NOARG:
             args = (p, *args)
+        asked = args[0] if args else None
         args, kwargs = rewrite(args_spec, args, kwargs)
-        return _call(orig, virtual, args, kwargs)
+        result = _call(orig, virtual, args, kwargs)
+        if virtual in _LISTINGS and args and args[0] is asked:
+            # A directory under root that still exists (root itself, a part-emptied one):
+            # the entries that moved out of it are listed too, under their old names.
+            from outfs.shim import virtual as virtual_dirs
+
+            return virtual_dirs.merge(virtual, asked, result)
+        return result
 
     return wrapper
 

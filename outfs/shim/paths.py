@@ -189,8 +189,9 @@ def _resolve(path: object, kind: str) -> object | None:
 
 
 def virtual_dir(path: object) -> tuple[str, dict[str, str]] | None:
-    """(root, children) when `path` names an old directory that is gone because all it held
-    moved: listing it shows the aliased names, stat-ing it shows a directory."""
+    """(root, children) when `path` names a directory under root (root included) that held
+    entries which moved: its listings show their old names, and when it is gone because
+    all it held moved, stat-ing it shows a directory."""
     if getattr(_local, "busy", False):
         return None
     _local.busy = True
@@ -200,7 +201,7 @@ def virtual_dir(path: object) -> tuple[str, dict[str, str]] | None:
         full = _normpath(text if text[0] == "/" else f"{_cwd}/{text}")
         for m in MIGRATIONS:
             rel = m.relative(full)
-            t = m.table() if rel else None
+            t = m.table() if rel is not None else None
             if t is not None:
                 kids = t.children(rel)
                 return None if kids is None else (m.root, kids)

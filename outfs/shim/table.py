@@ -120,14 +120,16 @@ class AliasTable:
         self._children = None
 
     def children(self, rel: str) -> dict[str, str] | None:
-        """Name → kind of the aliased entries directly below `rel`, when `rel` is a proper
-        ancestor of a legacy path (`probe_distill` once every pool in it moved)."""
+        """Name → kind of the aliased entries directly below `rel` ("" for root), when `rel`
+        is a proper ancestor of a legacy path (`probe_distill`, whose pools moved)."""
         if self._children is None:
             index: dict[str, dict[str, str]] = {}
             for legacy, (_, kind) in self.aliases.items():
                 parent, _, name = legacy.rpartition("/")
-                while parent:
+                while True:  # up to root itself (""): `out/` lists moved top-level names
                     index.setdefault(parent, {})[name] = kind
+                    if not parent:
+                        break
                     parent, _, name = parent.rpartition("/")
                     kind = "dir"
             self._children = index

@@ -1,10 +1,13 @@
-"""Old directories that no longer exist because everything in them moved.
+"""Old directories under root, as old code expects to list them.
 
 `migrate` moves `probe_distill/poolA` to `pools/poolA` and drops the emptied `probe_distill/`.
-Old code that lists `out/probe_distill` to find its pools then gets FileNotFoundError; only
-then (never on a successful call) does the shim answer from the alias table: the listing
-holds the aliased names, and `stat` shows a directory. Entries keep the old path the job
-asked for, so everything it opens from them resolves again.
+Old code that lists `out/probe_distill` to find its pools then gets FileNotFoundError; the
+shim answers from the alias table instead: the listing holds the aliased names, and `stat`
+shows a directory. A directory that still exists (`out/` itself, where `v_hack_*` lay) lists
+its real entries plus the moved ones under their old names, so `glob("out/v_hack_*")`
+still finds them. Entries keep the old path the job asked for, so everything it opens from
+them resolves again. (A walk of all of `out/` therefore meets moved entries twice: at their
+new place and under their old name.)
 """
 
 import os
@@ -26,6 +29,26 @@ def fallback(name: str, orig, args: tuple, kwargs: dict, exc: OSError):  # type:
     if name == "listdir":
         return [os.fsencode(n) for n in names] if isinstance(path, bytes) else names
     return _Listing([_Entry(path, n, children[n]) for n in names])
+
+
+def merge(name: str, path: object, result):  # type: ignore[no-untyped-def]
+    """A successful `listdir`/`scandir` of `path`, with the aliased entries that moved out
+    of it added under their old names (a name already listed is not added twice)."""
+    found = paths.virtual_dir(path)
+    if found is None:
+        return result
+    children = found[1]
+    if name == "listdir":
+        present = {os.fsdecode(n) for n in result}
+        extra = [n for n in sorted(children) if n not in present]
+        if isinstance(path, bytes):
+            return result + [os.fsencode(n) for n in extra]
+        return result + extra
+    with result:
+        entries = list(result)
+    present = {os.fsdecode(e.name) for e in entries}
+    extra = [_Entry(path, n, children[n]) for n in sorted(children) if n not in present]
+    return _Listing(entries + extra)
 
 
 class _Entry:
