@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,7 @@ class _LegacyMatcher:
 
     def named_by(self, config: Config, job: Job) -> list[str]:
         found: dict[str, None] = {}
-        for path in job_paths(job):
+        for path in [*job_paths(job), *_embedded_paths(config, job.command)]:
             rel = _relative_to_root(config, job, path)
             if rel is not None:
                 found.update(dict.fromkeys(self._match(rel)))
@@ -132,6 +133,14 @@ class _LegacyMatcher:
                 break
             hits.append(legacy)
         return hits
+
+
+def _embedded_paths(config: Config, command: str) -> list[str]:
+    """Paths under root written inside other words: `python -c "open('out/a.pt')"`,
+    `--cfg={'ckpt': 'out/a.pt'}`. Words that are paths themselves come from job_paths."""
+    roots = "|".join(re.escape(r) for r in (str(config.root), config.root_shown))
+    word = rf"(?<![\w.\-/])(?:\./)?(?:{roots})/[^\s'\"`;|&<>(){{}},]*"
+    return [m.group(0) for m in re.finditer(word, command)]
 
 
 def _relative_to_root(config: Config, job: Job, path: str) -> str | None:

@@ -59,6 +59,10 @@ def test_globs_absolute_paths_and_other_directories(example: Path) -> None:
     assert len(by_glob) == 6 and all(r == ["tsp:4"] for r in by_glob.values())
     absolute = refs(example, job(f"cat {example}/out/vhack_grads_l18.safetensors", Path("/")))
     assert list(absolute) == ["out/vhack_grads_l18.safetensors"]
+    inline = refs(
+        example, job("""python -c "open('out/v_hack_l18.safetensors').read()" """, example)
+    )
+    assert list(inline) == ["out/v_hack_l18.safetensors"]
     elsewhere = refs(example, job("cat out/v_hack_l18.safetensors", example / "logs"))
     assert elsewhere == {}  # relative to that job's own directory: another out/
 

@@ -18,6 +18,16 @@ _local = _thread._local()
 _load_lock = _thread.RLock()
 
 
+def _fresh_lock_after_fork() -> None:
+    # A fork while another thread loads the table would leave the child a lock nobody
+    # releases: the child's first old path would hang.
+    global _load_lock
+    _load_lock = _thread.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+
+
 class Migration:
     """One active migration: its root (and the spellings of it), its state directory."""
 
@@ -26,7 +36,7 @@ class Migration:
         real = os.path.realpath(self.root)
         self.spellings = (self.root,) if real == self.root else (self.root, real)
         self.state = state
-        self._table = None  # an outfs.shim.table.AliasTable once loaded
+        self._table = None  # an outfs.shim.table.ResolvingTable once loaded
         self._sig: object = ()  # aliases.json's signature when last read; () = never
         self._checked = -1e9
 

@@ -86,7 +86,7 @@ def signature(state: str) -> tuple[int, int, int] | None:
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
-class AliasTable:
+class ResolvingTable:
     """Legacy → (target, kind), relative to root, plus the rules for new files."""
 
     def __init__(self, header: dict[str, Any], items: list[dict[str, str]]) -> None:
@@ -161,8 +161,8 @@ class AliasTable:
                 self.add(legacy, item["target"].strip("/"), item.get("kind", "file"))
 
 
-def load_table(state: str) -> AliasTable:
-    table = AliasTable(*_read_aliases_json(state))
+def load_table(state: str) -> ResolvingTable:
+    table = ResolvingTable(*_read_aliases_json(state))
     table.absorb_added(state)
     return table
 
