@@ -73,18 +73,23 @@ def exclusive_lock(state: Path, action: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutfsError(_held_message(lock_path)) from None
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "action": action,
-            "argv": sys.argv,
-            "since": now_iso(),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+        write_holder(fd, action)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def write_holder(fd: int, action: str) -> None:
+    """Say in the locked file who holds it, so a refused second run can name the holder."""
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "action": action,
+        "argv": sys.argv,
+        "since": now_iso(),
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
 
 
 def _held_message(lock_path: Path) -> str:

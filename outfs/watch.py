@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import queue
 import socket
 import stat
-import sys
 import threading
 import time
 import warnings
@@ -53,7 +51,7 @@ from .patterns import ancestors
 from .plan import Move, tree_bytes
 from .rules import LookupCache, map_entry
 from .shim.table import TABLE_FILE, TableError, append_added, read_table, signature
-from .state import now_iso
+from .state import write_holder
 
 log = logging.getLogger("outfs.watch")
 
@@ -427,16 +425,7 @@ def _batch_lock(state: Path) -> Iterator[bool | None]:
         except BlockingIOError:
             yield False
             return
-        # Same holder line as state.exclusive_lock, so a refused migrate names the watcher.
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "action": "watch",
-            "argv": sys.argv,
-            "since": now_iso(),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+        write_holder(fd, "watch")  # so a refused migrate names the watcher
         yield True
     finally:
         os.close(fd)  # closing releases the flock
