@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tree import make_tree  # noqa: E402
+from make_tree import make_tree
 
-from outfs.config import load_config  # noqa: E402
-from outfs.plan import make_plan  # noqa: E402
+from outfs.config import load_config
+from outfs.plan import make_plan
 
 
 def best_of(n: int, func) -> float:  # type: ignore[no-untyped-def]

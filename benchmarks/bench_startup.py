@@ -128,6 +128,19 @@ def time_start(python: Path) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1e3
 
 
+def time_dormant_line(state: State, envs: list[Path]) -> float:
+    """µs to run the dormant `.pth` line: steadier than timing whole start-ups."""
+    state.enter(envs)
+    line = next(text for path, text in state.files.items() if path.suffix == ".pth")
+    code = compile(line, "outfs_shim.pth", "exec")
+    times = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        exec(code, {})
+        times.append(time.perf_counter() - t)
+    return min(times) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=60, help="starts per state")
@@ -153,6 +166,7 @@ def main() -> None:
             for name, state in states.items():
                 state.enter([shipped, bare])
                 samples[name].append(time_start(state.python))
+        dormant_line = time_dormant_line(states["dormant"], [shipped, bare])
         states["active"].enter([shipped, bare])
         python = states["active"].python
         cwd = root.parent
@@ -163,6 +177,8 @@ def main() -> None:
             [str(python), "-c", FIRST_HIT], check=True, capture_output=True, text=True, cwd=cwd
         ).stdout.strip()
     report(samples, [float(x) for x in out], float(first), args.aliases)
+    print(f"\nthe dormant .pth line alone, run in-process: {dormant_line:.0f} µs (min of 2000);")
+    print("a whole start-up varies by about a millisecond from run to run on this machine")
 
 
 def report(
