@@ -74,7 +74,7 @@ class AliasTable:
                 "root": str(config.root),
                 "project": os.path.relpath(config.project, config.root),
                 "rules": [rule.spec() for rule in config.rules],
-            "keep": [pattern.text for pattern in config.keep],
+                "keep": [pattern.text for pattern in config.keep],
                 "aliases": [a.to_json() for a in self],
             },
         )
