@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -73,7 +75,9 @@ def report_migration(config: Config, result: Any) -> None:
         )
     else:
         for env in result.envs:
-            out.print(f"shim installed in [cyan]{esc(env)}[/]")
+            # No `envs` and no .venv: the default is the interpreter outfs runs in; say so.
+            default = " (this interpreter's: set `envs` to choose)" if _is_running(env) else ""
+            out.print(f"shim installed in [cyan]{esc(env)}[/]{default}")
         size = human_size(sum(m.bytes for m in result.moved))
         out.print(
             f"[green]moved {len(result.moved)} entries[/] ({size}); old paths resolve "
@@ -85,6 +89,10 @@ def report_migration(config: Config, result: Any) -> None:
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {esc(warning)}", soft_wrap=True)
+
+
+def _is_running(env: Path) -> bool:
+    return Path(env).absolute() == Path(sys.prefix).absolute()
 
 
 def show_plan(plan: Plan, as_json: bool) -> None:
