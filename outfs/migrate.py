@@ -1,7 +1,8 @@
 """`migrate --now`, `rollback` and `verify`: the data side of a migration.
 
-Order matters for queued jobs: the shim goes into every environment first, then the alias
-table and the journal are written, and only then does anything move.
+Order matters for queued jobs: every job environment is checked, the alias table is
+written, the shim goes into every environment, the journal is written, and only then does
+anything move. A job starting in between finds a target missing and uses its old path.
 """
 
 from __future__ import annotations

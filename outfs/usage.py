@@ -81,8 +81,8 @@ def pending_jobs(config: Config, warnings: list[str]) -> list[Job]:
                 raise
             reason = str(exc).strip().splitlines()[-1]  # a daemon's last word says why
             warnings.append(
-                f'{queue.name} skipped ({reason}); set `queue = "{queue.name}"` '
-                "in the config to make this an error"
+                f"{queue.name} could not be asked ({reason}), so its jobs are not counted; "
+                "set `queue` in the config to the queue you use"
             )
     return jobs
 

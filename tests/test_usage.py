@@ -155,5 +155,5 @@ def test_finish_refuses_when_a_queue_cannot_be_asked(example: Path, tmp_path: Pa
     run_outfs("migrate", "--now", cwd=example, check=True)
     proc = run_outfs("finish", cwd=example, env=env)
     assert proc.returncode == 1
-    assert "pueue skipped" in proc.stderr and "could not be asked" in proc.stderr
+    assert "pueue could not be asked" in proc.stderr and "--force" in proc.stderr
     assert run_outfs("finish", "--force", cwd=example, env=env).returncode == 0
