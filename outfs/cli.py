@@ -90,6 +90,9 @@ class _Group(click.Group):
         except OutfsError as exc:
             err.print(f"[bold red]outfs:[/] {esc(exc)}", soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:  # safe at any point: the journal lets a rerun finish
+            err.print("[bold red]outfs:[/] interrupted; run the same command again to finish")
+            ctx.exit(130)
         except BrokenPipeError:  # `outfs aliases | head`: the reader has all it wanted
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes it at exit
             ctx.exit(0)
