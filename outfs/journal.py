@@ -70,32 +70,50 @@ class Journal:
 def dirs_to_create(root: Path, moves: Iterable[Move]) -> list[str]:
     """The target parents that do not exist yet, relative to root."""
     missing: set[str] = set()
+    present: set[str] = set()
     for move in moves:
-        for parent in Path(move.target).parents:
-            rel = parent.as_posix()
-            if rel == "." or rel in missing:
-                continue
-            if not (root / rel).exists():
-                missing.add(rel)
+        parent = os.path.dirname(move.target)
+        while parent and parent not in missing and parent not in present:
+            if os.path.isdir(os.path.join(root, parent)):
+                present.add(parent)  # and so does everything above it
+                break
+            missing.add(parent)
+            parent = os.path.dirname(parent)
     return sorted(missing)
 
 
-def apply_move(root: Path, source: str, target: str) -> bool:
-    """Move root/source to root/target; False when that already happened (a resumed run)."""
-    src, dst = root / source, root / target
-    src_here, dst_here = os.path.lexists(src), os.path.lexists(dst)
-    if dst_here and not src_here:
-        return False
-    if not src_here:
-        raise OutfsError(
-            f"{src} is missing and so is {dst}: something else moved or deleted it; "
-            "find it, put it back at either path, and run again"
-        )
-    if dst_here:
-        raise OutfsError(f"{dst} appeared while migrating; move it aside and run again")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    rename_noreplace(src, dst)
-    return True
+class Mover:
+    """Applies moves under one root: one rename per entry, and each target directory made
+    once (at tens of thousands of moves the syscalls around a rename would cost more than
+    the renames themselves)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.made: set[str] = set()
+
+    def move(self, source: str, target: str) -> bool:
+        """root/source → root/target; False when that already happened (a resumed run)."""
+        src, dst = os.path.join(self.root, source), os.path.join(self.root, target)
+        parent = os.path.dirname(dst)
+        if parent not in self.made:
+            os.makedirs(parent, exist_ok=True)
+            self.made.add(parent)
+        try:
+            rename_noreplace(src, dst)
+            return True
+        except FileNotFoundError:
+            if os.path.lexists(dst):
+                return False
+            raise OutfsError(
+                f"{src} is missing and so is {dst}: something else moved or deleted it; "
+                "find it, put it back at either path, and run again"
+            ) from None
+        except FileExistsError:
+            if not os.path.lexists(src):
+                return False  # moved by an earlier, interrupted run
+            raise OutfsError(
+                f"{dst} appeared while migrating; move it aside and run again"
+            ) from None
 
 
 def remove_empty_dirs(root: Path, dirs: Iterable[str]) -> None:
@@ -121,8 +139,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
-def rename_noreplace(src: Path, dst: Path) -> None:
-    """rename(2) that fails instead of replacing dst (Linux renameat2 RENAME_NOREPLACE)."""
+def rename_noreplace(src: str | Path, dst: str | Path) -> None:
+    """rename(2) that fails instead of replacing dst (Linux renameat2 RENAME_NOREPLACE):
+    FileExistsError then, FileNotFoundError for a missing src, OutfsError otherwise."""
     if _renameat2 is not None:
         rc = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
         if rc == 0:
@@ -135,7 +154,9 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
-def _rename_error(err: int, src: Path, dst: Path) -> OutfsError:
+def _rename_error(err: int, src: str | Path, dst: str | Path) -> OSError:
+    if err in (errno.EEXIST, errno.ENOENT):
+        return OSError(err, os.strerror(err), str(src), None, str(dst))
     if err == errno.EXDEV:
         return OutfsError(
             f"{src} and {dst} are on different filesystems; outfs moves by "

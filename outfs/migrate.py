@@ -18,7 +18,7 @@ from pathlib import Path
 from .aliases import AliasTable
 from .config import Config
 from .errors import OutfsError
-from .journal import Journal, apply_move, dirs_to_create, parents_of, remove_empty_dirs
+from .journal import Journal, Mover, dirs_to_create, parents_of, remove_empty_dirs
 from .plan import Move, Plan, make_plan
 from .state import atomic_write_json, exclusive_lock, read_json
 
@@ -92,8 +92,9 @@ def _run_moves(
     if not moves:
         return []
     moved = []
+    mover = Mover(config.root)
     for move in moves:
-        if apply_move(config.root, move.source, move.target):
+        if mover.move(move.source, move.target):
             moved.append(move)
         if progress:
             progress(move)
@@ -160,9 +161,10 @@ def rollback(config: Config, progress: Progress | None = None) -> RollbackResult
     with exclusive_lock(config.state, "rollback"):
         table = AliasTable.load(config)
         journal = Journal.load(config.state)
+        mover = Mover(config.root)
         for alias in table:
             try:
-                if apply_move(config.root, alias.target, alias.legacy):
+                if mover.move(alias.target, alias.legacy):
                     result.restored.append(alias.legacy)
             except OutfsError as exc:
                 result.problems.append(str(exc))

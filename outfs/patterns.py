@@ -83,6 +83,12 @@ class Pattern:
                 parts.append("*" if tok.kind == _STAR else "**" + tok.text)
         return "".join(parts)
 
+    @property
+    def literal_head(self) -> str:
+        """The text every match starts with ('' when the pattern opens with a field)."""
+        first = self.tokens[0] if self.tokens else None
+        return first.text if first is not None and first.kind == _LITERAL else ""
+
     def literal_prefix(self) -> str:
         """The leading directories that contain no field or wildcard ('' if none)."""
         first = self.tokens[0] if self.tokens else None

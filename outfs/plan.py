@@ -106,6 +106,9 @@ class _Scanner:
         self.config = config
         self.protected = protected
         self.lookups = LookupCache(config.project)
+        # `keep = ["vhack", "runs", ...]`: plain names are a set lookup, not a regex each.
+        self.keep_names = {p.text for p in config.keep if not p.fields and not p.has_wildcards}
+        self.keep_patterns = [p for p in config.keep if p.text not in self.keep_names]
 
     def scan(self, rel_dir: str) -> tuple[list[Move], list[Unmapped]]:
         found = self._scan_dir(rel_dir)
@@ -153,7 +156,10 @@ class _Scanner:
 
     def _is_kept(self, rel: str) -> bool:
         """`keep` matches the entry or an ancestor; earlier targets are kept implicitly."""
-        return rel in self.protected or covers(self.config.keep, rel)
+        if rel in self.protected:
+            return True
+        prefixes = ancestors(rel)
+        return any(p in self.keep_names for p in prefixes) or covers(self.keep_patterns, rel)
 
 
 def _move(entry: os.DirEntry[str], rel: str, target: str, is_dir: bool) -> Move:

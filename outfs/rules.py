@@ -93,6 +93,8 @@ def compile_rules(specs: Iterable[Mapping[str, str | None]]) -> list[Rule]:
 def map_entry(rules: Iterable[Rule], rel: str, lookups: LookupCache) -> Mapping_ | None:
     """Apply the first rule whose `match` matches `rel`; None when no rule matches."""
     for rule in rules:
+        if not rel.startswith(rule.match.literal_head):
+            continue  # cheaper than the regex, and most rules fail on their first letters
         values = rule.match.match(rel)
         if values is not None:
             return _apply(rule, values, lookups)
@@ -118,16 +120,24 @@ def find_lookup(
     """The existing paths (relative to the project) the lookup names for these values,
     each with the fields it captures."""
     bound_values = {k: v for k, v in values.items() if k in lookup.fields}
-    bound = lookup.bind(bound_values)
     # Every bound value appears literally in a hit: search for the longest one first.
     needles = sorted(bound_values.values(), key=len, reverse=True)
     listing = lookups.candidates(lookup)
+    exact: Pattern | None = None  # the lookup with these values bound, compiled if needed
     hits = []
     for path in listing.containing(needles[0] if needles else ""):
-        if all(n in path for n in needles[1:]):
-            captured = bound.match(path)
-            if captured is not None:
-                hits.append((path, captured))
+        if not all(n in path for n in needles[1:]):
+            continue
+        # The unbound pattern's parse usually agrees with the values; only when it does
+        # not is a bound pattern compiled (a compile per entry dominated large plans).
+        quick = lookup.match(path)
+        if quick is not None and all(quick[k] == v for k, v in bound_values.items()):
+            hits.append((path, {k: v for k, v in quick.items() if k not in bound_values}))
+            continue
+        exact = exact or lookup.bind(bound_values)
+        captured = exact.match(path)
+        if captured is not None:
+            hits.append((path, captured))
     return hits
 
 

@@ -30,7 +30,9 @@ def atomic_write_json(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
+            # dumps, not dump(indent=...): only the former runs json's C encoder, and a
+            # 100k-alias table is written in a fraction of a second instead of seconds.
+            fh.write(json.dumps(data))
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
