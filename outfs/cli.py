@@ -361,14 +361,18 @@ def shim_remove(ctx: click.Context, env: str | None, **_: Any) -> None:
 @shim.command("status")
 @_location_options
 @_env_option
+@_json_option
 @click.pass_context
-def shim_status(ctx: click.Context, env: str | None, **_: Any) -> None:
+def shim_status(ctx: click.Context, env: str | None, as_json: bool, **_: Any) -> None:
     """Which migrations the shim serves in each environment."""
     from .shim import install
 
     config = _config(ctx)
-    for path in _target_envs(config, env):
-        entries = install.installed(path)
+    served = {str(path): install.installed(path) for path in _target_envs(config, env)}
+    if as_json:
+        print_json([{"env": path, "migrations": entries} for path, entries in served.items()])
+        return
+    for path, entries in served.items():
         roots = ", ".join(str(e.get("root")) for e in entries) or "not installed"
         out.print(f"{esc(path)}: {esc(roots)}")
 

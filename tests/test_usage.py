@@ -139,6 +139,10 @@ def test_finish_waits_for_a_live_process_that_resolved_an_alias(
 def test_a_shim_installed_by_hand_is_removed_by_finish(example: Path, venv: ShimVenv) -> None:
     run_outfs("migrate", "--now", cwd=example, check=True)
     run_outfs("shim", "install", "--env", str(venv.path), cwd=example, check=True)
+    shim = run_outfs("shim", "status", "--env", str(venv.path), "--json", cwd=example)
+    served = json.loads(shim.stdout)[0]
+    assert served["env"] == str(venv.path)
+    assert str(example / "out") in [m["root"] for m in served["migrations"]]
     state = json.loads(run_outfs("status", "--json", cwd=example, check=True).stdout)
     assert state["phase"] == "active" and state["envs"] == [str(venv.path)]
     run_outfs("finish", "--force", cwd=example, check=True)
