@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import no_envs
 from shimenv import Project, ShimVenv, shim_venv, shimmed_project
+from slurmcluster import private_cluster
 
 from outfs.example import build_example
 
@@ -41,3 +42,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.skipped and os.environ.get("OUTFS_REQUIRE_TOOLS"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where nothing may be: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One private Slurm cluster for the session; the environment its clients need."""
+    with private_cluster(tmp_path_factory) as env:
+        yield env

@@ -281,3 +281,60 @@ def test_migrate_when_idle_waits_for_the_queue_and_needs_no_shim(
     assert not (out / "v_hack_l18.safetensors").exists()
     site = project / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     assert not list(site.glob("site-packages/outfs_shim*"))  # an idle queue needs no shim
+
+
+def test_slurm_jobs_held_before_the_migration_keep_working(
+    project: Path, slurm_cluster: dict[str, str]
+) -> None:
+    """The same story on a real (private) Slurm cluster: jobs submitted held, with their
+    environment exported at submission, run after `migrate --now` and read old paths."""
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('queue = "tsp"', 'queue = "slurm"'))
+    out = project / "out"
+    expected = sha256(out / "v_hack_l18.safetensors")
+    env = {**slurm_cluster, "PATH": f"{project / '.venv' / 'bin'}:{slurm_cluster['PATH']}"}
+
+    def sbatch(name: str, command: str) -> str:
+        wrap = f"{command} > results_{name} && touch ok_{name}"
+        return subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "--hold",
+                f"--chdir={project}",
+                f"--output={project}/slurm-{name}.out",
+                "--wrap",
+                wrap,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+
+    jobs = {
+        "vhack": sbatch(
+            "vhack", "python jobs/read_vhack.py --v-hack-path=out/v_hack_l18.safetensors"
+        ),
+        "train": sbatch("train", "python jobs/train.py slurmrun"),
+    }
+    run_outfs("migrate", "--now", cwd=project, check=True, env=env)
+    used = json.loads(
+        run_outfs("aliases", "--used", "--json", cwd=project, check=True, env=env).stdout
+    )
+    refs = {a["legacy"]: a["referenced_by"] for a in used}
+    assert f"slurm:{jobs['vhack']}" in refs["out/v_hack_l18.safetensors"]
+
+    subprocess.run(["scontrol", "release", *jobs.values()], env=env, check=True, timeout=30)
+    deadline = time.monotonic() + 240
+    while subprocess.run(
+        ["squeue", "--me", "-h"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip():
+        assert time.monotonic() < deadline, "Slurm jobs did not finish"
+        time.sleep(0.5)
+    logs = {n: (project / f"slurm-{n}.out").read_text() for n in jobs}
+    assert all((project / f"ok_{n}").exists() for n in jobs), logs
+    assert (project / "results_vhack").read_text().split()[0] == expected
+    assert (out / "runs" / "20261204_150000_slurmrun" / "train.safetensors").is_file()
+    run_outfs("finish", cwd=project, check=True, env=env)

@@ -13,9 +13,6 @@
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -312,87 +309,6 @@ def test_squeue_parser_on_captured_output() -> None:
         ("5_[1-3]", "5", "queued", "/tmp/sl/proj", ""),
         ("3", "3", "running", "/tmp/sl/proj", ""),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-SLURM_CONF = """\
-ClusterName=outfs
-SlurmctldHost=localhost
-SlurmUser={user}
-SlurmdUser={user}
-AuthType=auth/none
-CredType=cred/none
-SlurmctldPort={ctld_port}
-SlurmdPort={d_port}
-StateSaveLocation={dir}/state
-SlurmdSpoolDir={dir}/spool
-SlurmctldPidFile={dir}/slurmctld.pid
-SlurmdPidFile={dir}/slurmd.pid
-SlurmctldLogFile={dir}/slurmctld.log
-SlurmdLogFile={dir}/slurmd.log
-ProctrackType=proctrack/pgid
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SchedulerType=sched/builtin
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-MpiDefault=none
-MailProg=/bin/true
-NodeName=localhost CPUs=1 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-"""
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A private one-node Slurm cluster; yields the environment its clients need."""
-    # The daemons live in /usr/sbin, which a non-root PATH may lack.
-    slurmctld, slurmd = (
-        shutil.which(d, path=f"{os.environ['PATH']}:/usr/sbin") for d in ("slurmctld", "slurmd")
-    )
-    if not (slurmctld and slurmd and all(shutil.which(c) for c in ("sbatch", "sinfo", "scancel"))):
-        pytest.skip("slurm-wlm is not installed (.ci/install-queues.sh installs it)")
-    here = tmp_path_factory.mktemp("slurm")
-    for sub in ("state", "spool"):
-        (here / sub).mkdir()
-    conf = here / "slurm.conf"
-    # Both daemons run as us: jobs of our own user need no root (checked as root and uid 1000).
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    conf.write_text(
-        SLURM_CONF.format(ctld_port=free_port(), d_port=free_port(), dir=here, user=user)
-    )
-    env = {**os.environ, "SLURM_CONF": str(conf)}
-    daemons = [
-        subprocess.Popen([slurmctld, "-D", "-i", "-f", str(conf)], env=env),
-        subprocess.Popen([slurmd, "-D", "-N", "localhost", "-f", str(conf)], env=env),
-    ]
-    try:
-
-        def idle() -> bool:
-            out = subprocess.run(
-                ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True
-            ).stdout
-            return out.strip() == "idle"
-
-        wait_for(idle, timeout=30, what="the private Slurm node to come up")
-        yield env
-    finally:
-        subprocess.run(["scancel", "--me"], env=env, capture_output=True, check=False)
-        for daemon in daemons:
-            daemon.terminate()
-        for daemon in daemons:
-            try:
-                daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
 
 
 @pytest.mark.slow
