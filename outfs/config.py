@@ -7,6 +7,7 @@ exit 2 with one clear line instead of a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ class Config:
     @property
     def root_shown(self) -> str:
         return self.root.relative_to(self.project).as_posix()
+
+    def root_word_head(self) -> str:
+        """Regex for the start of a path word under root in free text (`out/`, `./out/`, the
+        absolute root), not inside another word: `data/out/x` and `myout/x` do not count."""
+        roots = "|".join(re.escape(r) for r in (str(self.root), self.root_shown))
+        return rf"(?<![\w\-.])(?<![\w\-]/)(?:\./)?(?:{roots})/"
 
 
 def find_config(start: Path) -> tuple[Path, dict[str, Any], str]:

@@ -73,11 +73,7 @@ class _Rewriter:
         self.root_shown = config.root_shown
         self.root_abs = str(config.root)
         self.rules = config.rules
-        roots = "|".join(re.escape(r) for r in (self.root_abs, self.root_shown))
-        # Not preceded by a path character, nor by `name/` (so `data/out/x` stays).
-        self.word = re.compile(
-            rf"(?<![\w\-.])(?<![\w\-]/)(?:\./)?(?:{roots})/(?:{PATH_CHARS}|{HOLE.pattern})*"
-        )
+        self.word = re.compile(f"{config.root_word_head()}(?:{PATH_CHARS}|{HOLE.pattern})*")
         self.by_hand: list[str] = []
 
     def rewrite_file(self, file: Path) -> FileRewrite | None:

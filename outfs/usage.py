@@ -138,8 +138,7 @@ class _LegacyMatcher:
 def _embedded_paths(config: Config, command: str) -> list[str]:
     """Paths under root written inside other words: `python -c "open('out/a.pt')"`,
     `--cfg={'ckpt': 'out/a.pt'}`. Words that are paths themselves come from job_paths."""
-    roots = "|".join(re.escape(r) for r in (str(config.root), config.root_shown))
-    word = rf"(?<![\w.\-/])(?:\./)?(?:{roots})/[^\s'\"`;|&<>(){{}},]*"
+    word = config.root_word_head() + r"[^\s'\"`;|&<>(){},]*"
     return [m.group(0) for m in re.finditer(word, command)]
 
 
