@@ -91,10 +91,9 @@ def _count_process_hits(config: Config, uses: dict[str, AliasUse]) -> list[str]:
     from .shim.usage import read_usage
 
     live = []
+    here = os.uname().nodename
     for proc in read_usage(config.state):
-        ref = (
-            f"pid:{proc.pid}" if proc.host == os.uname().nodename else f"pid:{proc.pid}@{proc.host}"
-        )
+        ref = f"pid:{proc.pid}" if proc.host == here else f"pid:{proc.pid}@{proc.host}"
         if proc.alive:
             live.append(ref)
         for legacy, when in proc.hits.items():
