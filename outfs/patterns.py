@@ -132,7 +132,8 @@ def _build(text: str, tokens: list[_Token]) -> Pattern:
             parts.append("[^/]*")
         elif tok.kind == _DEEP:
             # `a/**/b` spans zero or more directories, so it also matches `a/b`.
-            parts.append("(?:.*/)?" if tok.text == "/" else ".*")
+            # `[\s\S]`, not `.`: a name may hold a newline, and `**` spans any name.
+            parts.append(r"(?:[\s\S]*/)?" if tok.text == "/" else r"[\s\S]*")
         elif tok.text in fields:
             parts.append(f"(?P={tok.text})")
         else:

@@ -108,3 +108,8 @@ def test_bind_and_describe() -> None:
 def test_bad_patterns_say_why(text: str, problem: str) -> None:
     with pytest.raises(PatternError, match=re.escape(problem)):
         compile_pattern(text)
+
+
+def test_deep_spans_names_with_newlines() -> None:
+    assert compile_pattern("**/x").match("a\nb/x") is not None
+    assert compile_pattern("a/**").match("a/b\nc/d") is not None
